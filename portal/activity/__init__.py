@@ -1,0 +1,1 @@
+"""The activity feed (what users did) and the audit log (what moderators and admins did)."""

@@ -1,0 +1,65 @@
+"""Settings: the only place that reads the environment (``PORTAL_*`` and an optional ``.env``)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from limits import parse
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTAL_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "portal:"
+    secret_key: str | None = None
+    bootstrap_admin: str | None = Field(default=None, description="user:password for the first superadmin")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    trusted_proxies: str = "127.0.0.1,::1"
+
+    rate_limit_auth: str = "10/minute"
+    rate_limit_api: str = "60/minute"
+    login_failures_per_account: str = "5 per 15 minutes"
+    login_failures_per_ip: str = "20 per 15 minutes"
+    registrations_per_ip_per_day: int = 1
+
+    jwt_ttl_hours: int = 24
+    cookie_secure: bool | None = None
+    log_level: str = "info"
+
+    @field_validator("rate_limit_auth", "rate_limit_api", "login_failures_per_account", "login_failures_per_ip")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate such as '10/minute': {value!r}") from exc
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL: SQLite under the data dir unless a URL is configured."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+            elif url.startswith("sqlite:///"):
+                url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'portal.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    return Settings()

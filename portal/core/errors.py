@@ -1,0 +1,139 @@
+"""One error model: every failure reaches the client as ``{"error": "...", "status": N}``.
+
+Services raise the subclasses below; routers never build error JSON by hand. The handlers
+installed by :func:`install_error_handlers` also turn framework errors (404, 405, validation)
+and uncaught exceptions into the same shape, without leaking stack traces.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("portal.errors")
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a message safe to show to the caller."""
+
+    status: int = 500
+    default_message: str = "Internal server error"
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        self.message = message or self.default_message
+        self.extra = extra
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, "status": self.status, **self.extra}
+
+
+class BadRequest(ApiError):
+    status = 400
+    default_message = "Bad request"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    default_message = "Unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    default_message = "Forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    default_message = "Not found"
+
+
+class Conflict(ApiError):
+    status = 409
+    default_message = "Conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    default_message = "Payload too large"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    default_message = "Too many requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60, **extra: Any) -> None:
+        super().__init__(message, retry_after=max(1, int(retry_after)), **extra)
+        self.retry_after = max(1, int(retry_after))
+
+
+_STATUS_MESSAGES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    429: "Too many requests",
+}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status, **extra}, status_code=status, headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie", "form")]
+    return ".".join(parts) or "body"
+
+
+def validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, str]]]:
+    details = []
+    for err in errors:
+        field = _field_name(err.get("loc", ()))
+        msg = str(err.get("msg", "invalid value"))
+        if err.get("type") == "json_invalid":
+            field, msg = "body", "request body is not valid JSON"
+        details.append({"field": field, "message": msg})
+    first = details[0] if details else {"field": "body", "message": "invalid request"}
+    return f"Invalid {first['field']}: {first['message']}", details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, details = validation_message(list(exc.errors()))
+        return error_response(400, message, details=details, field=details[0]["field"] if details else "body")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        if not detail or detail == _default_reason(exc.status_code):
+            detail = _STATUS_MESSAGES.get(exc.status_code, detail or "Error")
+        return error_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "Internal server error")
+
+
+def _default_reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""

@@ -1,0 +1,9 @@
+"""Every domain's tables, imported so that Alembic and tests see one complete metadata."""
+
+from portal.accounts import models as accounts_models
+from portal.activity import models as activity_models
+from portal.core.db import Base
+
+metadata = Base.metadata
+
+__all__ = ["accounts_models", "activity_models", "metadata"]

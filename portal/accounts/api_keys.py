@@ -28,7 +28,12 @@ class CreatedKey:
 
 
 async def check_create_key(
-    session: AsyncSession, authn: Authenticator, principal: Principal, name: str, scopes: str, expires_in_days: int | None
+    session: AsyncSession,
+    authn: Authenticator,
+    principal: Principal,
+    name: str,
+    scopes: str,
+    expires_in_days: int | None,
 ) -> CreatedKey:
     try:
         normalised = ",".join(parse_scopes(scopes))
@@ -50,7 +55,10 @@ async def check_create_key(
     )
     session.add(row)
     record_activity(
-        session, "api_key_created", user_id=principal.user_id, username=principal.user.username,
+        session,
+        "api_key_created",
+        user_id=principal.user_id,
+        username=principal.user.username,
         details=f"created API key '{row.name}' ({normalised})",
     )
     await session.commit()
@@ -74,7 +82,10 @@ async def do_revoke_key(session: AsyncSession, authn: Authenticator, principal: 
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         record_activity(
-            session, "api_key_revoked", user_id=principal.user_id, username=principal.user.username,
+            session,
+            "api_key_revoked",
+            user_id=principal.user_id,
+            username=principal.user.username,
             details=f"revoked API key '{key.name}'",
         )
         await session.commit()
@@ -86,7 +97,10 @@ async def do_delete_key(session: AsyncSession, authn: Authenticator, principal: 
     key = await access_key(session, principal.user_id, key_id)
     await session.delete(key)
     record_activity(
-        session, "api_key_deleted", user_id=principal.user_id, username=principal.user.username,
+        session,
+        "api_key_deleted",
+        user_id=principal.user_id,
+        username=principal.user.username,
         details=f"deleted API key '{key.name}'",
     )
     await session.commit()

@@ -143,7 +143,9 @@ class Authenticator:
             result = await self._load_api_key(key_hash)
         else:
             try:
-                claims = jwt.decode(credential, self._jwt_key, algorithms=["HS256"], options={"require": ["exp", "jti", "sub"]})
+                claims = jwt.decode(
+                    credential, self._jwt_key, algorithms=["HS256"], options={"require": ["exp", "jti", "sub"]}
+                )
             except jwt.ExpiredSignatureError:
                 return AuthFailure("Token expired")
             except jwt.PyJWTError:
@@ -193,7 +195,9 @@ class Authenticator:
         if key.expires_at is not None and key.expires_at <= utcnow():
             return AuthFailure("API key expired")
         generation = await self.generations.get(user.id)
-        principal = Principal(UserSnapshot.of(user), "api_key", key.scopes, api_key_id=key.id, expires_at=key.expires_at)
+        principal = Principal(
+            UserSnapshot.of(user), "api_key", key.scopes, api_key_id=key.id, expires_at=key.expires_at
+        )
         return principal, generation
 
     async def _touch(self, principal: Principal) -> None:
@@ -233,9 +237,9 @@ def _credential(scope: Scope) -> tuple[str | None, str]:
             return values[0], "query"
     cookie = headers.get(b"cookie")
     if cookie:
-        value = _cookie_value(cookie.decode("latin-1"), SESSION_COOKIE)
-        if value:
-            return value, "cookie"
+        session_cookie = _cookie_value(cookie.decode("latin-1"), SESSION_COOKIE)
+        if session_cookie:
+            return session_cookie, "cookie"
     return None, ""
 
 

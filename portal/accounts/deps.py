@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from portal.accounts.authn import CSRF_HEADER, AuthFailure, Authenticator
+from portal.accounts.authn import CSRF_HEADER, Authenticator, AuthFailure
 from portal.accounts.principal import Principal
 from portal.accounts.roles import Role
 from portal.accounts.scopes import grants

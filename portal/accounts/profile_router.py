@@ -30,9 +30,17 @@ Writer = Annotated[Principal, Depends(require_scope("profile:write"))]
 
 def me_of(user: UserSnapshot, scopes: str) -> Me:
     return Me(
-        id=user.id, username=user.username, role=user.role, is_admin=user.role.at_least(Role.ADMIN), scopes=scopes,
-        created_at=user.created_at, totp_enabled=user.totp_enabled, nickname=user.nickname,
-        display_name=user.display_name, status=user.status, status_message=user.status_message,
+        id=user.id,
+        username=user.username,
+        role=user.role,
+        is_admin=user.role.at_least(Role.ADMIN),
+        scopes=scopes,
+        created_at=user.created_at,
+        totp_enabled=user.totp_enabled,
+        nickname=user.nickname,
+        display_name=user.display_name,
+        status=user.status,
+        status_message=user.status_message,
         avatar=Avatar(color=user.avatar_color, emoji=user.avatar_emoji, initials=user.avatar_initials),
         anonymous=user.anonymous,
     )
@@ -80,6 +88,3 @@ async def set_avatar(body: AvatarUpdate, request: Request, principal: Writer, se
 @router.put("/api/me/anonymous", response_model=Me)
 async def set_anonymous(body: AnonymousUpdate, request: Request, principal: Writer, session: Session) -> Me:
     return await _updated(request, session, principal, anonymous=body.anonymous)
-
-
-

@@ -103,8 +103,12 @@ async def check_login(
     if not await verify_password(user.password_hash if user else None, password) or user is None:
         await _count_failure(policy, name, ip)
         record_activity(
-            session, "login_failed", user_id=user.id if user else None, username=name[:32],
-            details="wrong password" if user else "unknown user", ip=ip,
+            session,
+            "login_failed",
+            user_id=user.id if user else None,
+            username=name[:32],
+            details="wrong password" if user else "unknown user",
+            ip=ip,
         )
         await session.commit()
         raise Unauthorized("Invalid username or password")
@@ -113,7 +117,9 @@ async def check_login(
             raise Unauthorized("2FA code required", totp_required=True)
         if not await totp.verify_second_factor(session, authn.keyring, user, totp_code):
             await _count_failure(policy, name, ip)
-            record_activity(session, "login_failed", user_id=user.id, username=user.username, details="wrong 2FA code", ip=ip)
+            record_activity(
+                session, "login_failed", user_id=user.id, username=user.username, details="wrong 2FA code", ip=ip
+            )
             await session.commit()
             raise Unauthorized("Invalid 2FA code", totp_required=True)
     if needs_rehash(user.password_hash):
@@ -133,7 +139,11 @@ async def do_issue_token(
     expires_at = utcnow() + authn.jwt_ttl
     session.add(
         AuthToken(
-            id=token_id, user_id=user.id, kind=kind, expires_at=expires_at, ip=ip,
+            id=token_id,
+            user_id=user.id,
+            kind=kind,
+            expires_at=expires_at,
+            ip=ip,
             user_agent=(user_agent or "")[:200] or None,
         )
     )
@@ -168,7 +178,14 @@ async def do_revoke_all_tokens(session: AsyncSession, user_id: int, *, except_to
 
 # -- registration --------------------------------------------------------------------------------
 async def check_register(
-    session: AsyncSession, authn: Authenticator, *, username: str, password: str, invite_code: str, ip: str, per_day: int
+    session: AsyncSession,
+    authn: Authenticator,
+    *,
+    username: str,
+    password: str,
+    invite_code: str,
+    ip: str,
+    per_day: int,
 ) -> User:
     if not invites.is_valid_invite(authn.keyring, invite_code):
         raise BadRequest("Invalid or expired invite code", field="invite_code")
@@ -189,7 +206,9 @@ async def check_register(
         raise Conflict("Username already taken", field="username")
     user = await do_create_user(session, username, password, Role.USER)
     session.add(Registration(ip=ip, user_id=user.id))
-    record_activity(session, "registered", user_id=user.id, username=user.username, details="registered with invite", ip=ip)
+    record_activity(
+        session, "registered", user_id=user.id, username=user.username, details="registered with invite", ip=ip
+    )
     await session.commit()
     return user
 
@@ -206,7 +225,9 @@ async def do_change_password(
         raise BadRequest("New password must differ from the current one", field="new_password")
     user.password_hash = await hash_password(new)
     await do_revoke_all_tokens(session, user.id, except_token_id=principal.token_id)
-    record_activity(session, "password_changed", user_id=user.id, username=user.username, details="password changed", ip=ip)
+    record_activity(
+        session, "password_changed", user_id=user.id, username=user.username, details="password changed", ip=ip
+    )
     await session.commit()
     await authn.invalidate_user(user.id)
 

@@ -12,7 +12,7 @@ import time
 
 import pyotp
 import segno
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.accounts.models import BackupCode, User
@@ -97,7 +97,7 @@ async def do_enable(session: AsyncSession, keyring: Keyring, user: User, code: s
     if not await check_totp(user, keyring, code, pending=True):
         raise BadRequest("Invalid 2FA code", field="code")
     user.totp_secret_enc, user.totp_pending_enc, user.totp_enabled = user.totp_pending_enc, None, True
-    await session.execute(BackupCode.__table__.delete().where(BackupCode.user_id == user.id))
+    await session.execute(delete(BackupCode).where(BackupCode.user_id == user.id))
     codes = [_new_backup_code() for _ in range(BACKUP_CODE_COUNT)]
     session.add_all(
         BackupCode(user_id=user.id, code_hash=keyring.hash_token(_normalise_backup(c), "backup-code")) for c in codes
@@ -118,7 +118,7 @@ async def do_disable(session: AsyncSession, keyring: Keyring, user: User, code: 
     if not await verify_second_factor(session, keyring, user, code):
         raise BadRequest("Invalid 2FA code", field="code")
     user.totp_enabled, user.totp_secret_enc, user.totp_pending_enc, user.totp_last_step = False, None, None, None
-    await session.execute(BackupCode.__table__.delete().where(BackupCode.user_id == user.id))
+    await session.execute(delete(BackupCode).where(BackupCode.user_id == user.id))
 
 
 async def backup_codes_remaining(session: AsyncSession, user_id: int) -> int:

@@ -43,10 +43,18 @@ async def list_users(session: AsyncSession, *, limit: int, offset: int, q: str |
 
 def _audit(session: AsyncSession, actor: Principal, action: str, target: User, **details: object) -> None:
     record_audit(
-        session, action, actor_id=actor.user_id, actor_username=actor.user.username,
-        target_type="user", target_id=target.id, target_label=target.username, details=details,
+        session,
+        action,
+        actor_id=actor.user_id,
+        actor_username=actor.user.username,
+        target_type="user",
+        target_id=target.id,
+        target_label=target.username,
+        details=details,
     )
-    record_activity(session, action, user_id=actor.user_id, username=actor.user.username, details=f"{action} {target.username}")
+    record_activity(
+        session, action, user_id=actor.user_id, username=actor.user.username, details=f"{action} {target.username}"
+    )
 
 
 async def check_create_user(session: AsyncSession, actor: Principal, username: str, password: str, role: Role) -> User:

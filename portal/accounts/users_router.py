@@ -32,14 +32,21 @@ AdminWriter = Annotated[Principal, Depends(require_scope("users:write", Role.ADM
 def user_out(user: User) -> UserOut:
     role = Role(user.role)
     return UserOut(
-        id=user.id, username=user.username, role=role, is_admin=role.at_least(Role.ADMIN), nickname=user.nickname,
-        created_at=user.created_at, last_login_at=user.last_login_at, totp_enabled=user.totp_enabled,
+        id=user.id,
+        username=user.username,
+        role=role,
+        is_admin=role.at_least(Role.ADMIN),
+        nickname=user.nickname,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+        totp_enabled=user.totp_enabled,
     )
 
 
 @router.get("/api/users", response_model=UserList)
 async def list_users(
-    _: AdminReader, session: Session,
+    _: AdminReader,
+    session: Session,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
     q: Annotated[str | None, Query(max_length=64)] = None,
@@ -54,7 +61,9 @@ async def create_user(body: UserCreate, principal: AdminWriter, session: Session
 
 
 @router.put("/api/users/{user_id}/role", response_model=UserOut)
-async def change_role(user_id: int, body: RoleUpdate, request: Request, principal: AdminWriter, session: Session) -> UserOut:
+async def change_role(
+    user_id: int, body: RoleUpdate, request: Request, principal: AdminWriter, session: Session
+) -> UserOut:
     return user_out(await user_admin.check_change_role(session, authenticator(request), principal, user_id, body.role))
 
 
@@ -71,8 +80,10 @@ async def reset_password(
 
 @router.delete("/api/users/{user_id}", response_model=Success)
 async def delete_user(
-    user_id: int, request: Request,
-    principal: Annotated[Principal, Depends(require_scope("users:write", Role.SUPERADMIN))], session: Session,
+    user_id: int,
+    request: Request,
+    principal: Annotated[Principal, Depends(require_scope("users:write", Role.SUPERADMIN))],
+    session: Session,
 ) -> Success:
     await user_admin.check_delete_user(session, authenticator(request), principal, user_id)
     return Success()

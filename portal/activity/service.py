@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.activity.models import Activity, AuditEntry
@@ -72,7 +72,7 @@ async def list_audit(
     limit: int = 50,
     offset: int = 0,
 ) -> list[AuditEntry]:
-    stmt: Select[tuple[AuditEntry]] = select(AuditEntry)
+    stmt = select(AuditEntry)
     if action:
         stmt = stmt.where(AuditEntry.action == action)
     if actor_id is not None:

@@ -23,9 +23,7 @@ KEY_FILE_NAME = "secret.key"
 
 
 def _derive(master: bytes, purpose: str, length: int = 32) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=f"portal:{purpose}".encode()).derive(
-        master
-    )
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=f"portal:{purpose}".encode()).derive(master)
 
 
 class Keyring:
@@ -35,9 +33,7 @@ class Keyring:
         if not master_keys:
             raise ValueError("at least one master key is required")
         self._masters = master_keys
-        self._fernet = MultiFernet(
-            [Fernet(base64.urlsafe_b64encode(_derive(m, "at-rest"))) for m in master_keys]
-        )
+        self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(_derive(m, "at-rest"))) for m in master_keys])
 
     def key(self, purpose: str) -> bytes:
         """The current key for ``purpose`` (JWT signing, invite codes, token hashing…)."""

@@ -96,17 +96,30 @@ async def login_submit(body: LoginRequest, request: Request, session: Session) -
         raise Forbidden("Cross-origin login refused")
     authn = authenticator(request)
     issued = await accounts.check_login(
-        session, authn, request.app.state.login_policy,
-        username=body.username, password=body.password, totp_code=body.totp_code or None,
-        ip=ip_of(request), user_agent=request.headers.get("user-agent"), kind="web",
+        session,
+        authn,
+        request.app.state.login_policy,
+        username=body.username,
+        password=body.password,
+        totp_code=body.totp_code or None,
+        ip=ip_of(request),
+        user_agent=request.headers.get("user-agent"),
+        kind="web",
     )
     response = JSONResponse({"success": True, "redirect": "/dashboard", "expires_at": issued.expires_at.isoformat()})
     max_age = int(authn.jwt_ttl.total_seconds())
     secure = _secure_cookies(request)
-    response.set_cookie(SESSION_COOKIE, issued.token, max_age=max_age, httponly=True, samesite="lax", secure=secure, path="/")
     response.set_cookie(
-        CSRF_COOKIE, authn.csrf_token(issued.token_id), max_age=max_age, httponly=False, samesite="strict",
-        secure=secure, path="/",
+        SESSION_COOKIE, issued.token, max_age=max_age, httponly=True, samesite="lax", secure=secure, path="/"
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        authn.csrf_token(issued.token_id),
+        max_age=max_age,
+        httponly=False,
+        samesite="strict",
+        secure=secure,
+        path="/",
     )
     return response
 
@@ -162,7 +175,11 @@ async def api_docs() -> HTMLResponse:
 
 def vendor_dir(settings: Settings) -> Path:
     """Browser libraries installed from npm (``make`` runs ``npm ci``); never copied into the repo."""
-    candidates = [settings.data_dir.parent / "node_modules", Path.cwd() / "node_modules", HERE.parents[1] / "node_modules"]
+    candidates = [
+        settings.data_dir.parent / "node_modules",
+        Path.cwd() / "node_modules",
+        HERE.parents[1] / "node_modules",
+    ]
     return next((c for c in candidates if c.is_dir()), candidates[-1])
 
 
@@ -173,6 +190,3 @@ def mount_static(app: FastAPI, settings: Settings) -> None:
         if path.is_dir():
             app.mount(f"/static/vendor/{package}", StaticFiles(directory=str(path)), name=f"vendor-{package}")
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-
-
-

@@ -14,7 +14,6 @@ from alembic import op
 
 import portal.core.db
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -54,9 +53,7 @@ def upgrade() -> None:
         sa.Column("details", sa.String(length=500), nullable=False),
         sa.Column("ip", sa.String(length=45), nullable=True),
         sa.Column("created_at", portal.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_activity_user_id_users"), ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_activity_user_id_users"), ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_activity")),
     )
     with op.batch_alter_table("activity", schema=None) as batch_op:
@@ -76,9 +73,7 @@ def upgrade() -> None:
         sa.Column("expires_at", portal.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_used_at", portal.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", portal.core.db.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_api_keys_user_id_users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_api_keys_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
     )

@@ -23,7 +23,7 @@ test-sqlite:
 
 test-postgres:
 	bash scripts/ensure-services.sh
-	PORTAL_TEST_BACKEND=postgres $(PY) -m pytest -q -m "not e2e"
+	PORTAL_TEST_BACKEND=postgres $(PY) -m pytest -q -m "not e2e" --ignore=tests/scaleout
 
 lint:
 	$(VENV)/bin/ruff check portal tests bench

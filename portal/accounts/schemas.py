@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -23,6 +23,8 @@ class RequestModel(BaseModel):
 
 
 Password = Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)
+# Strict models still take enums from their JSON string values.
+RoleName = Annotated[Role, Field(strict=False)]
 
 
 class LoginRequest(RequestModel):
@@ -214,11 +216,11 @@ class BackupCodes(BaseModel):
 class UserCreate(RequestModel):
     username: str = Field(pattern=USERNAME_PATTERN)
     password: str = Password
-    role: Role = Role.USER
+    role: RoleName = Role.USER
 
 
 class RoleUpdate(RequestModel):
-    role: Role
+    role: RoleName
 
 
 class PasswordReset(RequestModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import Request
+from fastapi import Request, WebSocket
 
 from portal.accounts.authn import CSRF_HEADER, Authenticator, AuthFailure
 from portal.accounts.principal import Principal
@@ -15,6 +15,8 @@ from portal.core.origin import origin_allowed
 from portal.core.ratelimit import client_ip
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WS_UNAUTHORIZED = 4401
+WS_FORBIDDEN = 4403
 
 
 def authenticator(request: Request) -> Authenticator:
@@ -76,3 +78,24 @@ def require_scope(scope: str, minimum: Role = Role.USER) -> Callable[[Request], 
 
 def ip_of(request: Request) -> str:
     return client_ip(request.scope)
+
+
+async def websocket_principal(websocket: WebSocket) -> Principal | None:
+    """Authenticate a WebSocket upgrade, or close it and return None.
+
+    Every WebSocket route calls this first: the Origin must be this portal's (cross-site
+    WebSocket hijacking rides on cookies), and the caller must present valid credentials
+    (cookie, bearer, ``X-API-Key`` or ``?token=``). Closes with 4403 / 4401.
+    """
+    if not origin_allowed(websocket.scope, websocket.app.state.allowed_origins):
+        await websocket.close(code=WS_FORBIDDEN, reason="origin not allowed")
+        return None
+    state = websocket.scope.setdefault("state", {})
+    if "auth" not in state:
+        state["auth"] = await websocket.app.state.authn.resolve(websocket.scope)
+    result = state["auth"]
+    if not isinstance(result, Principal):
+        reason = result.message if isinstance(result, AuthFailure) else "authentication required"
+        await websocket.close(code=WS_UNAUTHORIZED, reason=reason)
+        return None
+    return result

@@ -19,6 +19,7 @@ from portal.accounts.service import LoginPolicy
 from portal.accounts.users_router import router as users_router
 from portal.activity.router import router as activity_router
 from portal.config import Settings
+from portal.core.bodylimit import BodyLimitMiddleware
 from portal.core.crypto import Keyring, load_master_keys
 from portal.core.db import Database
 from portal.core.errors import install_error_handlers
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     mount_static(app, settings)
 
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(
         RateLimitMiddleware,
         limiter=limiter,

@@ -30,7 +30,9 @@ def serve(
 
     settings = Settings()
     if workers > 1 and not settings.redis_url:
-        raise typer.BadParameter("several workers share sessions, rate limits and events only through Redis: set PORTAL_REDIS_URL")
+        raise typer.BadParameter(
+            "several workers share sessions, rate limits and events only through Redis: set PORTAL_REDIS_URL"
+        )
     if migrate:
         migrations.upgrade(settings)
     bind_host, bind_port = host or settings.host, port or settings.port

@@ -22,7 +22,9 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, default: int = DEFAULT_MAX_BODY, overrides: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, default: int = DEFAULT_MAX_BODY, overrides: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.default = default
         self.overrides = sorted((overrides or {}).items(), key=lambda kv: -len(kv[0]))

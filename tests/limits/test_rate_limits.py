@@ -93,9 +93,7 @@ def test_api_bucket_is_per_user_not_per_ip(limited: PortalServer) -> None:
 
 def test_unauthenticated_api_requests_are_limited_per_ip(limited: PortalServer) -> None:
     ip = _ip()
-    statuses = [
-        httpx.get(limited.base_url + "/api/me", headers={"X-Forwarded-For": ip}).status_code for _ in range(7)
-    ]
+    statuses = [httpx.get(limited.base_url + "/api/me", headers={"X-Forwarded-For": ip}).status_code for _ in range(7)]
     assert statuses == [401] * 6 + [429]
 
 
@@ -107,8 +105,15 @@ def test_defaults_are_10_auth_and_60_api_per_minute() -> None:
         assert api.headers["X-RateLimit-Limit"] == "60"
     # and those are the values used when nothing is configured
     out = subprocess.run(
-        [sys.executable, "-c", "from portal.config import Settings; s=Settings(); print(s.rate_limit_auth, s.rate_limit_api)"],
-        cwd="/", capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "from portal.config import Settings; s=Settings(); print(s.rate_limit_auth, s.rate_limit_api)",
+        ],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )
     assert out.stdout.split() == ["10/minute", "60/minute"]

@@ -18,6 +18,7 @@ from portal.accounts.router import router as accounts_router
 from portal.accounts.service import LoginPolicy
 from portal.accounts.users_router import router as users_router
 from portal.activity.router import router as activity_router
+from portal.chat.setup import install_chat
 from portal.config import Settings
 from portal.core.bodylimit import BodyLimitMiddleware
 from portal.core.crypto import Keyring, load_master_keys
@@ -25,7 +26,11 @@ from portal.core.db import Database
 from portal.core.errors import install_error_handlers
 from portal.core.headers import SecurityHeadersMiddleware
 from portal.core.hub import create_hub
+from portal.core.presence import create_presence
 from portal.core.ratelimit import RateLimiter, RateLimitMiddleware
+from portal.core.services import Services
+from portal.core.ws import WsSlots
+from portal.stats.router import router as stats_router
 from portal.web.router import mount_static
 from portal.web.router import router as web_router
 
@@ -49,15 +54,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     generations = Generations(settings.redis_url, settings.redis_prefix)
     authn = Authenticator(db, keyring, generations, timedelta(hours=settings.jwt_ttl_hours))
     hub = create_hub(settings.redis_url, settings.redis_prefix)
+    presence = create_presence(settings.redis_url, settings.redis_prefix)
+    services = Services(db=db, keyring=keyring, limiter=limiter, hub=hub, presence=presence)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
+        await presence.start()
         await bootstrap.ensure_first_admin(db, settings)
+        for hook in services.startup:
+            await hook()
+        await services.jobs.start()
         log.info("portal %s ready", __version__)
         try:
             yield
         finally:
+            await services.jobs.stop()
+            await presence.stop()
             await hub.stop()
             await generations.close()
             await limiter.close()
@@ -79,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = hub
     app.state.allowed_origins = [settings.public_url] if settings.public_url else []
     app.state.login_policy = LoginPolicy(limiter, settings.login_failures_per_account, settings.login_failures_per_ip)
+    app.state.ws_slots = WsSlots(presence, settings.ws_max_per_user)
+    app.state.stat_providers = services.stat_providers
 
     install_error_handlers(app)
 
@@ -87,11 +102,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness: the process answers."""
         return Health(status="ok", timestamp=datetime.now(UTC), version=__version__)
 
-    for router in (accounts_router, profile_router, users_router, activity_router, web_router):
+    for router in (accounts_router, profile_router, users_router, activity_router, stats_router, web_router):
         app.include_router(router)
+    install_chat(app, settings, services)
     mount_static(app, settings)
 
-    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(BodyLimitMiddleware, overrides=services.body_limits)
     app.add_middleware(
         RateLimitMiddleware,
         limiter=limiter,

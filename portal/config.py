@@ -32,10 +32,20 @@ class Settings(BaseSettings):
     registrations_per_ip_per_day: int = 1
 
     jwt_ttl_hours: int = 24
+
+    ws_max_per_user: int = 10
+    ws_max_pending: int = 1000
+    chat_message_rate: str = "5 per 5 seconds"
+    chat_retention_days: float = 7.0
+    retention_interval_seconds: float = 3600.0
+    poll_check_interval_seconds: float = 5.0
+    link_preview_cache_seconds: int = 3600
     cookie_secure: bool | None = None
     log_level: str = "info"
 
-    @field_validator("rate_limit_auth", "rate_limit_api", "login_failures_per_account", "login_failures_per_ip")
+    @field_validator(
+        "rate_limit_auth", "rate_limit_api", "login_failures_per_account", "login_failures_per_ip", "chat_message_rate"
+    )
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         try:
@@ -55,6 +65,10 @@ class Settings(BaseSettings):
                 url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'portal.db').resolve()}"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,8 +2,10 @@
 
 from portal.accounts import models as accounts_models
 from portal.activity import models as activity_models
+from portal.blocks import models as blocks_models
+from portal.chat import models as chat_models
 from portal.core.db import Base
 
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "activity_models", "metadata"]
+__all__ = ["accounts_models", "activity_models", "blocks_models", "chat_models", "metadata"]

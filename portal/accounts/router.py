@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.accounts import api_keys, invites, totp
@@ -33,10 +33,11 @@ from portal.accounts.schemas import (
     TwoFactorStatus,
 )
 from portal.activity.service import record_activity
-from portal.core.db import get_session
+from portal.core.db import MAX_ID, get_session
 
 router = APIRouter(tags=["accounts"])
 Session = Annotated[AsyncSession, Depends(get_session)]
+KeyId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def public_user(user: accounts.User) -> PublicUser:
@@ -163,7 +164,7 @@ async def list_api_keys(
 
 @router.post("/api/api-keys/{key_id}/revoke", response_model=ApiKeyOut)
 async def revoke_api_key(
-    key_id: int,
+    key_id: KeyId,
     request: Request,
     principal: Annotated[Principal, Depends(require_scope("keys:write"))],
     session: Session,
@@ -173,7 +174,7 @@ async def revoke_api_key(
 
 @router.delete("/api/api-keys/{key_id}", response_model=Success)
 async def delete_api_key(
-    key_id: int,
+    key_id: KeyId,
     request: Request,
     principal: Annotated[Principal, Depends(require_scope("keys:write"))],
     session: Session,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-KNOWN_AREAS = ("profile", "tokens", "keys", "users", "activity", "audit")
+KNOWN_AREAS = ("profile", "tokens", "keys", "users", "activity", "audit", "chat", "moderation")
 _SCOPE = re.compile(r"^[a-z][a-z0-9_-]*(:(read|write|\*))?$")
 
 

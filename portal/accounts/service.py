@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,30 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
 
 async def find_user(session: AsyncSession, username: str) -> User | None:
     return await session.scalar(select(User).where(User.username == normalise_username(username)))
+
+
+async def users_by_ids(session: AsyncSession, ids: set[int] | list[int]) -> dict[int, User]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(User).where(User.id.in_(list(ids))))
+    return {u.id: u for u in rows}
+
+
+async def search_users(session: AsyncSession, query: str, limit: int = 20) -> list[User]:
+    """Username or nickname containing ``query``, case-insensitively."""
+    pattern = "%" + query.lower().replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+    stmt = (
+        select(User)
+        .where(
+            or_(
+                func.lower(User.username).like(pattern, escape="\\"),
+                func.lower(User.nickname).like(pattern, escape="\\"),
+            )
+        )
+        .order_by(func.length(User.username), User.username)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
 
 
 async def count_users(session: AsyncSession) -> int:

@@ -34,9 +34,9 @@ async def list_users(session: AsyncSession, *, limit: int, offset: int, q: str |
     stmt = select(User)
     count_stmt = select(func.count()).select_from(User)
     if q:
-        pattern = f"%{q.lower()}%"
-        stmt = stmt.where(User.username.like(pattern))
-        count_stmt = count_stmt.where(User.username.like(pattern))
+        match = User.username.contains(q.lower(), autoescape=True)  # "_" and "%" are literal here
+        stmt = stmt.where(match)
+        count_stmt = count_stmt.where(match)
     users = list((await session.scalars(stmt.order_by(User.id).limit(limit).offset(offset))).all())
     return users, int(await session.scalar(count_stmt) or 0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.accounts import user_admin
@@ -21,12 +21,13 @@ from portal.accounts.schemas import (
     UserList,
     UserOut,
 )
-from portal.core.db import get_session
+from portal.core.db import MAX_ID, get_session
 
 router = APIRouter(tags=["users"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 AdminReader = Annotated[Principal, Depends(require_scope("users:read", Role.ADMIN))]
 AdminWriter = Annotated[Principal, Depends(require_scope("users:write", Role.ADMIN))]
+UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def user_out(user: User) -> UserOut:
@@ -48,7 +49,7 @@ async def list_users(
     _: AdminReader,
     session: Session,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     q: Annotated[str | None, Query(max_length=64)] = None,
 ) -> UserList:
     users, total = await user_admin.list_users(session, limit=limit, offset=offset, q=q)
@@ -62,14 +63,14 @@ async def create_user(body: UserCreate, principal: AdminWriter, session: Session
 
 @router.put("/api/users/{user_id}/role", response_model=UserOut)
 async def change_role(
-    user_id: int, body: RoleUpdate, request: Request, principal: AdminWriter, session: Session
+    user_id: UserId, body: RoleUpdate, request: Request, principal: AdminWriter, session: Session
 ) -> UserOut:
     return user_out(await user_admin.check_change_role(session, authenticator(request), principal, user_id, body.role))
 
 
 @router.post("/api/users/{user_id}/reset-password", response_model=PasswordResetDone)
 async def reset_password(
-    user_id: int, request: Request, principal: AdminWriter, session: Session, body: PasswordReset | None = None
+    user_id: UserId, request: Request, principal: AdminWriter, session: Session, body: PasswordReset | None = None
 ) -> PasswordResetDone:
     """Without ``new_password`` a temporary password is generated and returned once."""
     generated = await user_admin.check_reset_password(
@@ -80,7 +81,7 @@ async def reset_password(
 
 @router.delete("/api/users/{user_id}", response_model=Success)
 async def delete_user(
-    user_id: int,
+    user_id: UserId,
     request: Request,
     principal: Annotated[Principal, Depends(require_scope("users:write", Role.SUPERADMIN))],
     session: Session,

@@ -14,7 +14,7 @@ from portal.accounts.deps import require_scope
 from portal.accounts.principal import Principal
 from portal.accounts.roles import Role
 from portal.activity import service as activity
-from portal.core.db import get_session
+from portal.core.db import MAX_ID, get_session
 
 router = APIRouter(tags=["activity"])
 
@@ -67,13 +67,13 @@ async def get_audit_log(
     principal: Annotated[Principal, Depends(require_scope("audit:read", Role.MODERATOR))],
     session: Annotated[AsyncSession, Depends(get_session)],
     action: str | None = None,
-    actor_id: int | None = None,
+    actor_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     target_type: str | None = None,
     target_id: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> AuditList:
     rows = await activity.list_audit(
         session,

@@ -26,6 +26,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# The largest id (or offset) every backend can compare with: PostgreSQL's INTEGER is 32-bit, so a
+# bigger path or query value is refused as invalid input instead of failing in the driver.
+MAX_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -50,11 +50,14 @@ async def page_principal(request: Request) -> Principal | None:
     return None
 
 
-def render(request: Request, template: str, principal: Principal | None, active: str, **context: Any) -> HTMLResponse:
+def render(
+    request: Request, template: str, principal: Principal | None, active: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     return templates.TemplateResponse(
         request,
         template,
-        {
+        status_code=status_code,
+        context={
             "user": principal.user if principal else None,
             "is_admin": bool(principal and principal.role.at_least(Role.ADMIN)),
             "nav": nav_for(principal.role) if principal else [],
@@ -150,7 +153,7 @@ def _page(template: str, active: str, minimum: Role = Role.USER) -> Any:
         if principal is None:
             return _login_redirect(request)
         if not principal.role.at_least(minimum):
-            return render(request, "forbidden.html", principal, active)
+            return render(request, "forbidden.html", principal, active, status_code=403)
         return render(request, template, principal, active)
 
     return view

@@ -1,0 +1,1 @@
+"""Users blocking users: the blocker never receives the blocked user's messages (chat and DMs)."""

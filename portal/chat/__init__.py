@@ -1,0 +1,1 @@
+"""Community chat: channels, members, messages, reactions, pins, polls, moderation, automod, /ws/chat."""

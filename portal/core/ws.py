@@ -1,0 +1,187 @@
+"""WebSocket plumbing shared by every real-time endpoint.
+
+- :class:`Outbox`: each socket has one writer task draining a bounded queue, so a slow client
+  never blocks whoever is broadcasting; a client that falls ``max_pending`` frames behind is
+  closed with 1013 (try again later).
+- :class:`HandlerTable`: client frames are JSON objects with a ``type``; each type has a Pydantic
+  schema and a handler. Bad frames (invalid JSON, unknown type, invalid fields, oversize) are
+  answered with ``{"type": "error", ...}`` and the connection stays usable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.websockets import WebSocket, WebSocketState
+
+from portal.core.errors import ApiError, validation_message
+
+CLOSE_TOO_SLOW = 1013
+CLOSE_POLICY = 1008
+CLOSE_TOO_MANY = 4429
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+class Outbox:
+    """A bounded outgoing queue with one writer task."""
+
+    def __init__(self, websocket: WebSocket, max_pending: int = 1000) -> None:
+        self.websocket = websocket
+        self.max_pending = max_pending
+        self._queue: deque[str] = deque()
+        self._wakeup = asyncio.Event()
+        self._closing: tuple[int, str] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._write(), name="ws-writer")
+
+    @property
+    def closed(self) -> bool:
+        return self._closing is not None
+
+    def send_text(self, text: str) -> bool:
+        """Queue a frame; False (and the connection is being closed) when the client is too slow."""
+        if self._closing is not None:
+            return False
+        if len(self._queue) >= self.max_pending:
+            self.close(CLOSE_TOO_SLOW, "client too slow: outgoing queue full")
+            return False
+        self._queue.append(text)
+        self._wakeup.set()
+        return True
+
+    def send(self, obj: Any) -> bool:
+        return self.send_text(dumps(obj))
+
+    def close(self, code: int, reason: str = "") -> None:
+        if self._closing is None:
+            self._closing = (code, reason)
+            self._queue.clear()
+            self._wakeup.set()
+
+    async def _write(self) -> None:
+        ws = self.websocket
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queue and self._closing is None:
+                    await ws.send_text(self._queue.popleft())
+                if self._closing is not None:
+                    if ws.application_state == WebSocketState.CONNECTED:
+                        await ws.close(*self._closing)
+                    return
+        except Exception:  # the peer went away mid-send: the reader loop notices and cleans up
+            self._closing = self._closing or (1006, "send failed")
+
+    async def stop(self) -> None:
+        if self._task and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+Ctx = TypeVar("Ctx")
+Payload = TypeVar("Payload", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class _Entry(Generic[Ctx]):
+    schema: type[BaseModel]
+    fn: Callable[[Ctx, Any], Awaitable[None]]
+
+
+class FrameError(Exception):
+    """A client frame was refused; the message goes back as ``{"type": "error"}``."""
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class HandlerTable(Generic[Ctx]):
+    def __init__(self, max_frame_chars: int = 64 * 1024) -> None:
+        self._entries: dict[str, _Entry[Ctx]] = {}
+        self.max_frame_chars = max_frame_chars
+
+    def handler(
+        self, type_: str, schema: type[Payload]
+    ) -> Callable[[Callable[[Ctx, Payload], Awaitable[None]]], Callable[[Ctx, Payload], Awaitable[None]]]:
+        def register(fn: Callable[[Ctx, Payload], Awaitable[None]]) -> Callable[[Ctx, Payload], Awaitable[None]]:
+            if type_ in self._entries:
+                raise ValueError(f"duplicate handler for {type_!r}")
+            self._entries[type_] = _Entry(schema, fn)
+            return fn
+
+        return register
+
+    @property
+    def types(self) -> list[str]:
+        return sorted(self._entries)
+
+    def parse(self, raw: str) -> tuple[_Entry[Ctx], BaseModel, str]:
+        if len(raw) > self.max_frame_chars:
+            raise FrameError(f"Frame too large (at most {self.max_frame_chars} characters)")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise FrameError("Invalid JSON") from None
+        if not isinstance(data, dict):
+            raise FrameError("A frame must be a JSON object with a 'type'")
+        type_ = data.get("type")
+        entry = self._entries.get(type_) if isinstance(type_, str) else None
+        if entry is None:
+            raise FrameError(f"Unknown message type: {type_!r}"[:120])
+        fields = {k: v for k, v in data.items() if k != "type"}
+        try:
+            payload = entry.schema.model_validate(fields)
+        except ValidationError as exc:
+            message, details = validation_message([dict(e) for e in exc.errors()])
+            raise FrameError(message, field=details[0]["field"] if details else None) from None
+        return entry, payload, str(type_)
+
+    async def dispatch(self, ctx: Ctx, raw: str, reply: Callable[[dict[str, Any]], object]) -> None:
+        """Run the handler for one frame; refusals become error frames, never disconnects."""
+        try:
+            entry, payload, type_ = self.parse(raw)
+        except FrameError as err:
+            reply({"type": "error", "message": err.message, **err.extra})
+            return
+        try:
+            await entry.fn(ctx, payload)
+        except FrameError as err:
+            reply({"type": "error", "message": err.message, "request_type": type_, **err.extra})
+        except ApiError as err:
+            reply({"type": "error", "message": err.message, "request_type": type_, "status": err.status})
+
+
+class WsSlots:
+    """At most ``limit`` concurrent WebSockets per user, counted across all portal processes."""
+
+    KEY = "ws"
+
+    def __init__(self, presence: Any, limit: int) -> None:
+        self.presence = presence
+        self.limit = limit
+
+    async def acquire(self, user_id: int) -> bool:
+        await self.presence.add(self.KEY, user_id)
+        if await self.presence.count(self.KEY, user_id) > self.limit:
+            await self.presence.remove(self.KEY, user_id)
+            return False
+        return True
+
+    async def release(self, user_id: int) -> None:
+        await self.presence.remove(self.KEY, user_id)

@@ -1,0 +1,1 @@
+"""Public statistics gathered from the domains that provide them."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import re
@@ -37,10 +38,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:  # script form: import ``portal`` and ``tests`` fr
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+import psutil  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.portal_server import PortalServer
@@ -79,6 +80,10 @@ class WrkResult:
     p50_ms: float | None
     p99_ms: float | None
     raw: str = field(repr=False, default="")
+    cpu_us_per_request: float | None = None  # the server process's user+system CPU time / requests
+    backing_us_per_request: float | None = None  # PostgreSQL + Redis CPU time / requests (postgres backend)
+    wrk_cores: float | None = None  # CPU used by wrk itself, in cores
+    other_cores: float | None = None  # CPU used by everything else on the machine during the run, in cores
 
     @property
     def valid(self) -> bool:
@@ -202,7 +207,10 @@ class Target:
     name: str
     url: str
     headers: dict[str, str]
-    alive: Callable[[], bool]
+    proc: subprocess.Popen[bytes]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
 
 def expect_json(response: httpx.Response, what: str) -> dict[str, object]:
@@ -251,29 +259,112 @@ def prepare_targets(portal: PortalServer, bare: BareServer) -> tuple[list[Target
     if bare_body != BODY:
         raise BenchError(f"GET /bare: expected {BODY!r}, got {bare_body!r}")
 
-    def portal_alive() -> bool:
-        return portal.proc is not None and portal.proc.poll() is None
-
+    if portal.proc is None or bare.proc is None:
+        raise BenchError("servers not started")
     targets = [
-        Target("bare", bare.base_url + "/bare", {}, bare.alive),
-        Target("me/api_key", base_url + "/api/me", {"Authorization": f"Bearer {api_key}"}, portal_alive),
-        Target("me/jwt", base_url + "/api/me", {"Authorization": f"Bearer {jwt_token}"}, portal_alive),
+        Target("bare", bare.base_url + "/bare", {}, bare.proc),
+        Target("me/api_key", base_url + "/api/me", {"Authorization": f"Bearer {api_key}"}, portal.proc),
+        Target("me/jwt", base_url + "/api/me", {"Authorization": f"Bearer {jwt_token}"}, portal.proc),
     ]
     return targets, base_url
 
 
 # -- measurements ------------------------------------------------------------------------------------------------
+BACKING_SERVICES = ("postgres", "redis-server")
+DISTURBED_CORES = 0.25
+
+
+def _proc_cpu(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+class CpuMeter:
+    """Splits the machine's busy CPU time during one run: server, backing services, wrk, this script, the rest."""
+
+    def __init__(self, server: subprocess.Popen[bytes], watch_backing: bool) -> None:
+        self.server = psutil.Process(server.pid)
+        self.backing = (
+            [p for p in psutil.process_iter(["name"]) if p.info["name"] in BACKING_SERVICES] if watch_backing else []
+        )
+
+    def snapshot(self) -> tuple[float, float, float, float, float, float]:
+        sys_times = psutil.cpu_times()
+        busy = sum(sys_times) - sys_times.idle - getattr(sys_times, "iowait", 0.0)
+        own = os.times()
+        return (
+            time.monotonic(),
+            busy,
+            _proc_cpu([self.server]),
+            _proc_cpu(self.backing),
+            own.children_user + own.children_system,  # wrk, once waited for
+            own.user + own.system,
+        )
+
+    @staticmethod
+    def apply(result: WrkResult, before: tuple[float, ...], after: tuple[float, ...], backing: bool) -> None:
+        wall, busy, server, services, wrk, own = (b - a for a, b in zip(before, after, strict=True))
+        if result.requests:
+            result.cpu_us_per_request = server / result.requests * 1e6
+            if backing:
+                result.backing_us_per_request = services / result.requests * 1e6
+        if wall > 0:
+            result.wrk_cores = wrk / wall
+            result.other_cores = max(0.0, busy - server - services - wrk - own) / wall
+
+
+def other_load(sample: float = 1.0) -> float:
+    """CPU cores used by all processes but this one (and its idle servers) over ``sample`` seconds."""
+    before, own_before = psutil.cpu_times(), os.times()
+    time.sleep(sample)
+    after, own_after = psutil.cpu_times(), os.times()
+
+    def busy(t: Any) -> float:
+        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+    own = (own_after.user + own_after.system) - (own_before.user + own_before.system)
+    return max(0.0, busy(after) - busy(before) - own) / sample
+
+
+def wait_for_quiet(max_wait: float) -> float:
+    """Wait (at most ``max_wait`` s) until other processes use under DISTURBED_CORES; returns the last load."""
+    deadline = time.monotonic() + max_wait
+    load = other_load(0.5)
+    while load > DISTURBED_CORES and time.monotonic() < deadline:
+        load = other_load(1.0)
+    return load
+
+
 def measure_throughput(
-    wrk: str, targets: list[Target], *, rounds: int, duration: float, warmup: float, connections: int
+    wrk: str,
+    targets: list[Target],
+    *,
+    rounds: int,
+    duration: float,
+    warmup: float,
+    connections: int,
+    backing: bool = False,
+    wait_quiet: float = 0.0,
 ) -> list[WrkResult]:
     for target in targets:  # warm caches (credential cache, SQLAlchemy statement cache, ...)
         run_wrk(
             wrk, target.url, target.headers, duration=warmup, connections=connections, target=target.name, round_no=0
         )
+    meters = {target.name: CpuMeter(target.proc, backing) for target in targets}
     results: list[WrkResult] = []
     for round_no in range(1, rounds + 1):
         shift = (round_no - 1) % len(targets)  # rotate the order so no target always runs first
         for target in targets[shift:] + targets[:shift]:
+            if wait_quiet > 0 and wait_for_quiet(wait_quiet) > DISTURBED_CORES:
+                print(f"  (the machine did not become quiet within {wait_quiet:g} s; measuring anyway)", flush=True)
+            meter = meters[target.name]
+            before = meter.snapshot()
             result = run_wrk(
                 wrk,
                 target.url,
@@ -285,9 +376,16 @@ def measure_throughput(
             )
             if not target.alive():
                 raise BenchError(f"the server behind {target.name} died during round {round_no}")
+            meter.apply(result, before, meter.snapshot(), backing)
             results.append(result)
             flag = "" if result.valid else "  INVALID"
-            print(f"  round {round_no}/{rounds}  {target.name:<11} {result.rps:>10.1f} rps{flag}", flush=True)
+            backing_text = f" + {result.backing_us_per_request or 0:.0f} us in PostgreSQL/Redis" if backing else ""
+            print(
+                f"  round {round_no}/{rounds}  {target.name:<11} {result.rps:>9.1f} rps"
+                f"  server CPU {result.cpu_us_per_request or 0:>5.0f} us/request{backing_text},"
+                f" wrk {result.wrk_cores or 0:.2f} cores, other processes {result.other_cores or 0:.2f} cores{flag}",
+                flush=True,
+            )
     return results
 
 
@@ -338,47 +436,108 @@ def _fmt_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def report_throughput(results: list[WrkResult], targets: list[Target], rounds: int) -> bool:
-    names = [t.name for t in targets]
+def _by_round(results: list[WrkResult], name: str, round_no: int) -> WrkResult | None:
+    return next((r for r in results if r.target == name and r.round == round_no), None)
+
+
+def _median_of(runs: list[WrkResult], attribute: str) -> float:
+    values = [getattr(r, attribute) for r in runs if getattr(r, attribute) is not None]
+    return statistics.median(values) if values else math.nan
+
+
+def summarise_throughput(results: list[WrkResult], names: list[str], rounds: int) -> dict[str, dict[str, object]]:
+    """Medians over the valid runs, the ratio of medians to bare, and the median of per-round (paired) ratios."""
+    summary: dict[str, dict[str, object]] = {}
+    bare_median: float | None = None
+    bare_cpu: Any = math.nan
+    for name in names:
+        valid = [r for r in results if r.target == name and r.valid]
+        entry: dict[str, object] = {
+            "valid_runs": len(valid),
+            "runs": [round(r.rps, 1) for r in results if r.target == name],
+        }
+        if valid:
+            rps = [r.rps for r in valid]
+            entry.update(
+                median_rps=statistics.median(rps),
+                min_rps=min(rps),
+                max_rps=max(rps),
+                p50_ms=statistics.median([r.p50_ms for r in valid if r.p50_ms is not None] or [math.nan]),
+                p99_ms=statistics.median([r.p99_ms for r in valid if r.p99_ms is not None] or [math.nan]),
+                cpu_us_per_request=_median_of(valid, "cpu_us_per_request"),
+                backing_us_per_request=_median_of(valid, "backing_us_per_request"),
+                other_cores=_median_of(valid, "other_cores"),
+                disturbed_runs=sum(1 for r in valid if (r.other_cores or 0) > DISTURBED_CORES),
+            )
+            entry["total_us_per_request"] = entry["cpu_us_per_request"] + (  # type: ignore[operator]
+                0.0 if math.isnan(entry["backing_us_per_request"]) else entry["backing_us_per_request"]  # type: ignore[arg-type]
+            )
+            if name == "bare":
+                bare_median = statistics.median(rps)
+                bare_cpu = entry["total_us_per_request"]
+            elif bare_median:
+                entry["ratio"] = statistics.median(rps) / bare_median
+                entry["cpu_ratio"] = bare_cpu / entry["total_us_per_request"]  # type: ignore[operator]
+                paired = []
+                for round_no in range(1, rounds + 1):
+                    mine, base = _by_round(results, name, round_no), _by_round(results, "bare", round_no)
+                    if mine and base and mine.valid and base.valid and base.rps:
+                        paired.append(mine.rps / base.rps)
+                if paired:
+                    entry["paired_ratio"] = statistics.median(paired)
+                entry["pass"] = entry["ratio"] >= RATIO_TARGET
+        summary[name] = entry
+    return summary
+
+
+def report_throughput(results: list[WrkResult], names: list[str], rounds: int) -> dict[str, dict[str, object]]:
     print()
-    print("GET throughput (requests/second), per round:")
-    print("  " + f"{'round':<7}" + "".join(f"{n:>14}" for n in names))
+    print("GET throughput per round: requests/second (authenticated/bare in the same round); '!' = invalid run")
+    print("  " + f"{'round':<7}" + "".join(f"{n:>22}" for n in names))
     for round_no in range(1, rounds + 1):
         cells = []
+        base = _by_round(results, "bare", round_no)
         for name in names:
-            r = next(x for x in results if x.target == name and x.round == round_no)
-            cells.append(f"{r.rps:>13.1f}{'' if r.valid else '!'}")
+            r = _by_round(results, name, round_no)
+            if r is None:
+                cells.append(f"{'-':>22}")
+                continue
+            ratio = f"({r.rps / base.rps:.0%})" if name != "bare" and base and base.rps else ""
+            cells.append(f"{r.rps:>14.1f}{'' if r.valid else '!'}{ratio:>7}")
         print("  " + f"{round_no:<7}" + "".join(cells))
-    invalid = [r for r in results if not r.valid]
 
-    medians: dict[str, float | None] = {}
+    summary = summarise_throughput(results, names, rounds)
     print()
     header = (
-        f"  {'target':<12}{'median rps':>12}{'min':>10}{'max':>10}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'vs bare':>9}  verdict (>= {RATIO_TARGET:.0%} of bare)"
+        f"  {'target':<12}{'median rps':>11}{'min':>9}{'max':>9}{'p50 ms':>8}{'p99 ms':>8}{'CPU us/req':>11}"
+        f"{'vs bare':>9}{'paired':>8}{'by CPU':>8}  verdict (>= {RATIO_TARGET:.0%} of bare)"
     )
     print(header)
     print("  " + "-" * (len(header) - 2))
     for name in names:
-        valid = [r for r in results if r.target == name and r.valid]
-        if not valid:
-            medians[name] = None
-            print(f"  {name:<12}{'no valid run':>12}")
+        e = summary[name]
+        if not e["valid_runs"]:
+            print(f"  {name:<12}{'no valid run':>11}")
             continue
-        rps = [r.rps for r in valid]
-        medians[name] = statistics.median(rps)
-        p50 = statistics.median([r.p50_ms for r in valid if r.p50_ms is not None] or [math.nan])
-        p99 = statistics.median([r.p99_ms for r in valid if r.p99_ms is not None] or [math.nan])
-        bare = medians.get("bare")
-        if name == "bare" or not bare:
-            ratio, verdict = "", "(baseline)" if name == "bare" else "n/a"
-        else:
-            value = medians[name] / bare  # type: ignore[operator]
-            ratio, verdict = f"{value:.0%}", "PASS" if value >= RATIO_TARGET else "FAIL"
+        ratios = [f"{e[key]:.0%}" if key in e else "" for key in ("ratio", "paired_ratio", "cpu_ratio")]
+        verdict = "(baseline)" if name == "bare" else ("PASS" if e.get("pass") else "FAIL" if "pass" in e else "n/a")
         print(
-            f"  {name:<12}{medians[name]:>12.1f}{min(rps):>10.1f}{max(rps):>10.1f}{p50:>9.2f}{p99:>9.2f}"
-            f"{ratio:>9}  {verdict}"
+            f"  {name:<12}{e['median_rps']:>11.1f}{e['min_rps']:>9.1f}{e['max_rps']:>9.1f}{e['p50_ms']:>8.2f}"
+            f"{e['p99_ms']:>8.2f}{e['total_us_per_request']:>11.0f}{ratios[0]:>9}{ratios[1]:>8}{ratios[2]:>8}"
+            f"  {verdict}"
         )
+    print(
+        "  vs bare = median rps / bare's median rps (the verdict); paired = median of the per-round ratios;\n"
+        "  CPU us/req = CPU time per request of the server process (+ PostgreSQL and Redis with --backend postgres),\n"
+        "  median over rounds; by CPU = bare's CPU us/req / this target's (the ratio on a CPU-bound, quiet machine)"
+    )
+    disturbed = sum(int(summary[n].get("disturbed_runs", 0)) for n in names)  # type: ignore[call-overload]
+    if disturbed:
+        print(
+            f"  WARNING: in {disturbed} of {len(results)} runs other processes on this machine used more than"
+            f" {DISTURBED_CORES} CPU cores; rps figures are disturbed (the CPU us/req figures less so)"
+        )
+    invalid = [r for r in results if not r.valid]
     if invalid:
         print()
         print(f"  INVALID runs ({len(invalid)}), left out of the medians (marked '!' above):")
@@ -387,7 +546,7 @@ def report_throughput(results: list[WrkResult], targets: list[Target], rounds: i
                 f"    round {r.round} {r.target}: {r.non_2xx} non-2xx responses, {r.socket_errors} socket errors,"
                 f" {r.requests} requests"
             )
-    return not invalid
+    return summary
 
 
 def report_latency(label: str, times: list[float], target: float | None) -> None:
@@ -413,6 +572,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="wrk keep-alive connections (default 32)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load per target first")
     parser.add_argument("--logins", type=int, default=30, help="sequential logins to time (default 30)")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=20.0,
+        help="before each run, wait up to this many seconds for other processes to use under"
+        f" {DISTURBED_CORES} CPU cores (0: do not wait; default 20)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--skip-logins", action="store_true", help="measure throughput only")
     args = parser.parse_args(argv)
     for name, low, high in (
@@ -421,9 +588,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ("connections", 1, 1000),
         ("warmup", 1, 60),
         ("logins", 1, 1000),
+        ("wait_quiet", 0, 600),
     ):
         if not low <= getattr(args, name) <= high:
-            parser.error(f"--{name} must be between {low} and {high}")
+            parser.error(f"--{name.replace('_', '-')} must be between {low} and {high}")
     return args
 
 
@@ -437,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     cpus = os.cpu_count()
     print(
         f"auth throughput benchmark: backend={args.backend}, {args.rounds} rounds x {args.duration:g} s per target,"
-        f" wrk -t1 -c{args.connections}, {cpus} CPUs, python {sys.version.split()[0]}",
+        f" wrk -t1 -c{args.connections}, {cpus} CPUs, python {sys.version.split()[0]},"
+        f" load average {os.getloadavg()[0]:.2f} at start",
         flush=True,
     )
 
@@ -456,17 +625,49 @@ def main(argv: list[str] | None = None) -> int:
         )
         targets, base_url = prepare_targets(portal, bare)
         results = measure_throughput(
-            wrk, targets, rounds=args.rounds, duration=args.duration, warmup=args.warmup, connections=args.connections
+            wrk,
+            targets,
+            rounds=args.rounds,
+            duration=args.duration,
+            warmup=args.warmup,
+            connections=args.connections,
+            backing=args.backend == "postgres",
+            wait_quiet=args.wait_quiet,
         )
-        all_valid = report_throughput(results, targets, args.rounds)
+        summary = report_throughput(results, [t.name for t in targets], args.rounds)
+        all_valid = all(r.valid for r in results)
+        report: dict[str, object] = {
+            "backend": args.backend,
+            "rounds": args.rounds,
+            "duration": args.duration,
+            "connections": args.connections,
+            "throughput": summary,
+        }
 
         if not args.skip_logins:
+            if args.wait_quiet > 0:
+                wait_for_quiet(args.wait_quiet)
             logins = measure_logins(base_url, portal.admin_user, portal.admin_password, args.logins)
             verify = measure_verify(portal.admin_password, args.logins)
             print()
             print(f"  {'latency (ms)':<34}{'n':>4}{'median':>10}{'p95':>10}{'min':>10}{'max':>10}")
             report_latency("POST /api/token (HTTP, sequential)", logins, LOGIN_TARGET_MS)
             report_latency("argon2id verify alone (in-process)", verify, None)
+            report["login_ms"] = {
+                "median": statistics.median(logins),
+                "p95": percentile(logins, 95),
+                "all": [round(t, 1) for t in logins],
+            }
+            report["verify_ms"] = {
+                "median": statistics.median(verify),
+                "p95": percentile(verify, 95),
+                "all": [round(t, 1) for t in verify],
+            }
+        print(f"\n  load average {os.getloadavg()[0]:.2f} at the end (other processes on this machine disturb the rps)")
+        report["loadavg_end"] = os.getloadavg()[0]
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+            print(f"\n  results written to {args.json}")
         return 0 if all_valid else 2
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

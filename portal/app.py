@@ -26,6 +26,7 @@ from portal.core.db import Database
 from portal.core.errors import install_error_handlers
 from portal.core.headers import SecurityHeadersMiddleware
 from portal.core.hub import create_hub
+from portal.core.net import NetGuard
 from portal.core.presence import create_presence
 from portal.core.ratelimit import RateLimiter, RateLimitMiddleware
 from portal.core.services import Services
@@ -55,7 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authn = Authenticator(db, keyring, generations, timedelta(hours=settings.jwt_ttl_hours))
     hub = create_hub(settings.redis_url, settings.redis_prefix)
     presence = create_presence(settings.redis_url, settings.redis_prefix)
-    services = Services(db=db, keyring=keyring, limiter=limiter, hub=hub, presence=presence)
+    if settings.ssrf_loopback_ports:
+        ports = settings.ssrf_allow_loopback_ports
+        log.warning("outbound requests may reach 127.0.0.1 on ports %s (a test-only setting)", ports)
+    net = NetGuard(allow_loopback_ports=settings.ssrf_loopback_ports)
+    services = Services(db=db, keyring=keyring, limiter=limiter, hub=hub, presence=presence, net=net)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await services.jobs.stop()
+            for hook in services.shutdown:
+                await hook()
             await presence.stop()
             await hub.stop()
             await generations.close()

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = 3600.0
     poll_check_interval_seconds: float = 5.0
     link_preview_cache_seconds: int = 3600
+    ssrf_allow_loopback_ports: str = Field(
+        default="",
+        description=(
+            "TEST ONLY. Comma-separated ports on which outbound requests (link previews, webhooks…) may "
+            "reach the literal host 127.0.0.1, so tests can serve pages locally. Never set it in production: "
+            "any user could then make the portal call services on those local ports."
+        ),
+    )
     cookie_secure: bool | None = None
     log_level: str = "info"
 
@@ -53,6 +61,18 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"not a rate such as '10/minute': {value!r}") from exc
         return value
+
+    @field_validator("ssrf_allow_loopback_ports")
+    @classmethod
+    def _valid_ports(cls, value: str) -> str:
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            if not item.isdigit() or not 0 < int(item) < 65536:
+                raise ValueError(f"not a port number: {item!r}")
+        return value
+
+    @property
+    def ssrf_loopback_ports(self) -> frozenset[int]:
+        return frozenset(int(p) for p in self.ssrf_allow_loopback_ports.split(",") if p.strip())
 
     @cached_property
     def resolved_database_url(self) -> str:

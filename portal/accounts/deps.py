@@ -88,7 +88,7 @@ async def websocket_principal(websocket: WebSocket) -> Principal | None:
     (cookie, bearer, ``X-API-Key`` or ``?token=``). Closes with 4403 / 4401.
     """
     if not origin_allowed(websocket.scope, websocket.app.state.allowed_origins):
-        await websocket.close(code=WS_FORBIDDEN, reason="origin not allowed")
+        await _refuse(websocket, WS_FORBIDDEN, "origin not allowed")
         return None
     state = websocket.scope.setdefault("state", {})
     if "auth" not in state:
@@ -96,6 +96,13 @@ async def websocket_principal(websocket: WebSocket) -> Principal | None:
     result = state["auth"]
     if not isinstance(result, Principal):
         reason = result.message if isinstance(result, AuthFailure) else "authentication required"
-        await websocket.close(code=WS_UNAUTHORIZED, reason=reason)
+        await _refuse(websocket, WS_UNAUTHORIZED, reason)
         return None
     return result
+
+
+async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close with ``code`` after the handshake: a close before accepting becomes a bare HTTP 403,
+    and browsers show scripts neither its status nor a reason."""
+    await websocket.accept()
+    await websocket.close(code=code, reason=reason)

@@ -158,6 +158,23 @@ async def do_clear_channel(session: AsyncSession, channel: Channel) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def audience(session: AsyncSession, channel: Channel) -> set[int] | None:
+    """Who may hear about a change to the channel: everyone (None) if public, else its members."""
+    if channel.visibility == "public":
+        return None
+    stmt = select(ChannelMember.user_id).where(ChannelMember.channel_id == channel.id)
+    return set((await session.scalars(stmt)).all())
+
+
+async def outsiders(session: AsyncSession, channel: Channel, user_ids: set[int]) -> set[int]:
+    """Those of ``user_ids`` who may not see the channel (neither members nor admins)."""
+    members = await audience(session, channel)
+    if members is None:
+        return set()
+    users = await accounts.users_by_ids(session, user_ids - members)
+    return {uid for uid, user in users.items() if not Role(user.role).at_least(Role.ADMIN)}
+
+
 async def list_members(session: AsyncSession, channel_id: int) -> list[tuple[ChannelMember, str]]:
     stmt = select(ChannelMember).where(ChannelMember.channel_id == channel_id).order_by(ChannelMember.added_at)
     members = list((await session.scalars(stmt.limit(1000))).all())

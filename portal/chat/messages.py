@@ -187,8 +187,12 @@ async def render_many(
     poll_ids = [m.id for m in messages if m.kind == "poll"]
     poll_views: dict[int, dict[str, Any]] = {}
     if poll_ids:
+        hidden = {m.id for m in messages if m.anonymous and m.user_id != viewer_id}
         for poll in await session.scalars(select(Poll).where(Poll.message_id.in_(poll_ids))):
-            poll_views[poll.message_id] = polls.render_poll(renderer.keyring, poll, await polls.tally(session, poll))
+            counts = await polls.tally(session, poll)
+            poll_views[poll.message_id] = polls.render_poll(
+                renderer.keyring, poll, counts, anonymous=poll.message_id in hidden
+            )
     rendered = [
         renderer.render(
             m,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.accounts import service as accounts
@@ -14,7 +14,7 @@ from portal.accounts.principal import Principal
 from portal.accounts.roles import Role
 from portal.activity.service import record_audit
 from portal.chat import automod, moderation
-from portal.chat.models import AutomodRule, Sanction
+from portal.chat.models import AutomodRule, Channel, Sanction
 from portal.chat.schemas import (
     AutomodRuleIn,
     AutomodRuleList,
@@ -54,8 +54,11 @@ async def _sanction_out(session: AsyncSession, rows: list[Sanction]) -> list[San
 
 
 @router.post("/api/chat/moderation/sanctions", response_model=SanctionOut, status_code=201)
-async def create_sanction(body: SanctionCreate, principal: Moderator, session: Session) -> SanctionOut:
-    """Time out, mute or ban a user (moderator+); written to the audit log."""
+async def create_sanction(
+    body: SanctionCreate, request: Request, principal: Moderator, session: Session
+) -> SanctionOut:
+    """Time out, mute or ban a user (moderator+); written to the audit log. A ban also takes the
+    user's open sockets out of the channel."""
     sanction = await moderation.do_sanction(
         session,
         principal,
@@ -65,6 +68,10 @@ async def create_sanction(body: SanctionCreate, principal: Moderator, session: S
         minutes=body.duration_minutes,
         reason=body.reason,
     )
+    if sanction.kind == "ban" and sanction.channel_id is not None:
+        channel = await session.get(Channel, sanction.channel_id)
+        if channel is not None:
+            await request.app.state.chat.announce_access_lost(sanction.user_id, channel.id, channel.name)
     return (await _sanction_out(session, [sanction]))[0]
 
 

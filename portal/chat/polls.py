@@ -87,12 +87,13 @@ async def tally(session: AsyncSession, poll: Poll) -> dict[str, Any]:
     return result
 
 
-def render_poll(keyring: Keyring, poll: Poll, counts: dict[str, Any]) -> dict[str, Any]:
+def render_poll(keyring: Keyring, poll: Poll, counts: dict[str, Any], *, anonymous: bool = False) -> dict[str, Any]:
+    """``anonymous``: the poll's message was sent anonymously, so its creator is not shown."""
     return {
         "id": poll.id,
         "message_id": poll.message_id,
         "channel_id": poll.channel_id,
-        "creator_id": poll.creator_id,
+        "creator_id": None if anonymous else poll.creator_id,
         "question": keyring.decrypt(poll.question_enc),
         "options": options_of(keyring, poll),
         "allow_multiple": poll.allow_multiple,

@@ -86,6 +86,7 @@ async def update_channel(
     changes = body.model_dump(exclude_none=True)
     if not changes:
         raise BadRequest("Nothing to change")
+    was_public = access.channel.visibility == "public"
     old_name = await chans.check_update_channel(session, access.channel, changes)
     record_audit(
         session,
@@ -98,8 +99,14 @@ async def update_channel(
         details=changes,
     )
     await session.commit()
+    chat = chat_of(request)
     if old_name:
-        await chat_of(request).announce_channel_renamed(access.channel, old_name)
+        audience = await chans.audience(session, access.channel)
+        await chat.announce_channel_renamed(access.channel, old_name, audience)
+    if was_public and access.channel.visibility == "private":
+        present = await chat.realtime.online_in(channel_id)
+        for user_id in await chans.outsiders(session, access.channel, present):
+            await chat.announce_access_lost(user_id, channel_id, access.channel.name)
     return channel_out(access.channel)
 
 
@@ -121,8 +128,9 @@ async def delete_channel(
         target_id=channel_id,
         target_label=name,
     )
+    audience = await chans.audience(session, access.channel)
     await chans.do_delete_channel(session, access.channel)
-    await chat_of(request).announce_channel_deleted(channel_id, name)
+    await chat_of(request).announce_channel_deleted(channel_id, name, audience)
     return Success()
 
 

@@ -129,7 +129,13 @@ class Chat:
         return event
 
     # -- changing messages ---------------------------------------------------------------------
-    async def edit(self, session: AsyncSession, principal: Principal, message: Message, text: str) -> None:
+    async def edit(
+        self, session: AsyncSession, principal: Principal, access: ChannelAccess, message: Message, text: str
+    ) -> None:
+        """An edit saves new text, so sanctions and automod apply as when sending."""
+        if message.user_id == principal.user_id:
+            await moderation.check_may_send(session, principal.user_id, access.channel.id)
+            await self._automod(session, principal, access, text)
         edited_at = await msgs.do_edit(session, self.keyring, message, principal.user_id, text)
         await self.realtime.to_channel(
             message.channel_id,
@@ -162,14 +168,18 @@ class Chat:
             )
         await session.delete(message)
         await session.commit()
+        event = {
+            "type": "message_deleted",
+            "message_id": message.id,
+            "channel_id": message.channel_id,
+            "deleted_by": principal.user_id,
+        }
+        hidden = own and message.anonymous  # the deleter's id would unmask the anonymous author
         await self.realtime.to_channel(
             message.channel_id,
-            {
-                "type": "message_deleted",
-                "message_id": message.id,
-                "channel_id": message.channel_id,
-                "deleted_by": principal.user_id,
-            },
+            {**event, "deleted_by": None} if hidden else event,
+            sender=principal.user_id if hidden else None,
+            own=event if hidden else None,
         )
 
     async def react(self, session: AsyncSession, principal: Principal, message: Message, emoji: str) -> None:
@@ -252,8 +262,13 @@ class Chat:
         await session.flush()
         await session.commit()
         rendered = self.renderer.render(message, principal.user, channel_name=access.channel.name)
-        poll_view = polls.render_poll(self.keyring, poll, await polls.tally(session, poll))
-        own = {"type": "poll_created", "message": {**rendered, "user_id": principal.user_id}, "poll": poll_view}
+        counts = await polls.tally(session, poll)
+        poll_view = polls.render_poll(self.keyring, poll, counts, anonymous=message.anonymous)
+        own = {
+            "type": "poll_created",
+            "message": {**rendered, "user_id": principal.user_id},
+            "poll": polls.render_poll(self.keyring, poll, counts),
+        }
         await self.realtime.to_channel(
             access.channel.id,
             {"type": "poll_created", "message": rendered, "poll": poll_view},
@@ -302,12 +317,14 @@ class Chat:
         return int(getattr(result, "rowcount", 0) or 0)
 
     # -- channel-wide announcements ---------------------------------------------------------------
-    async def announce_channel_renamed(self, channel: Channel, old_name: str) -> None:
+    async def announce_channel_renamed(self, channel: Channel, old_name: str, audience: set[int] | None) -> None:
+        """Sockets in the channel follow the rename; ``audience`` (None: everyone) is told."""
         await self.realtime.to_everyone(
             {
                 "type": "_channel_renamed",
                 "channel_id": channel.id,
                 "name": channel.name,
+                "audience": sorted(audience) if audience is not None else None,
                 "deliver": {
                     "type": "channel_renamed",
                     "channel_id": channel.id,
@@ -317,11 +334,12 @@ class Chat:
             }
         )
 
-    async def announce_channel_deleted(self, channel_id: int, name: str) -> None:
+    async def announce_channel_deleted(self, channel_id: int, name: str, audience: set[int] | None) -> None:
         await self.realtime.to_everyone(
             {
                 "type": "_channel_gone",
                 "channel_id": channel_id,
+                "audience": sorted(audience) if audience is not None else None,
                 "deliver": {"type": "channel_deleted", "channel": name, "channel_id": channel_id},
             }
         )

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from portal.blocks.router import router as blocks_router
-from portal.chat import channels, uploads
+from portal.chat import channels, link_preview, uploads
 from portal.chat.moderation_router import router as moderation_router
 from portal.chat.realtime import ChatRealtime
 from portal.chat.router import router as chat_router
@@ -36,7 +36,14 @@ def install_chat(app: FastAPI, settings: Settings, services: Services) -> Chat:
 
     realtime.on_internal = internal
     app.state.chat = chat
-    for router in (chat_router, uploads.router, moderation_router, blocks_router, ws_router):
+    previews = link_preview.LinkPreviews(
+        services.net,
+        link_preview.create_preview_cache(settings.redis_url, settings.redis_prefix),
+        ttl=settings.link_preview_cache_seconds,
+    )
+    app.state.link_previews = previews
+    services.shutdown.append(previews.close)
+    for router in (chat_router, uploads.router, link_preview.router, moderation_router, blocks_router, ws_router):
         app.include_router(router)
     chat.uploads_dir.mkdir(parents=True, exist_ok=True)
     app.mount(uploads.URL_PREFIX.rstrip("/"), StaticFiles(directory=str(chat.uploads_dir)), name="chat-uploads")

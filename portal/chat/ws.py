@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portal.accounts.deps import websocket_principal
+from portal.accounts.authn import AuthFailure
+from portal.accounts.deps import WS_UNAUTHORIZED, websocket_principal
 from portal.accounts.principal import Principal
 from portal.blocks import service as blocks
 from portal.chat import channels as chans
@@ -99,15 +100,30 @@ async def chat_socket(websocket: WebSocket) -> None:
             if raw is None:
                 ctx.reply({"type": "error", "message": "Binary frames are not supported; send JSON text"})
                 continue
+            if not await _refresh_principal(ctx, websocket):
+                break
             await table.dispatch(ctx, raw, ctx.reply)
     except WebSocketDisconnect:
         pass
     finally:
+        names = dict(sock.channels)
         left = await chat.realtime.disconnect(sock)
         for channel_id in left:
-            await chat.realtime.to_channel(channel_id, _user_left(ctx, channel_id))
+            await chat.realtime.to_channel(channel_id, _user_left(ctx, channel_id, names[channel_id]))
         await slots.release(principal.user_id)
         await outbox.stop()
+
+
+async def _refresh_principal(ctx: ChatCtx, websocket: WebSocket) -> bool:
+    """Resolve the caller again for each frame (cached; cheap unless the user changed), so
+    anonymity, nickname and role changes apply to open sockets and a revoked token ends them."""
+    fresh = await websocket.app.state.authn.resolve(websocket.scope)
+    if isinstance(fresh, Principal):
+        ctx.principal = fresh
+        return True
+    reason = fresh.message if isinstance(fresh, AuthFailure) else "authentication required"
+    ctx.sock.outbox.close(WS_UNAUTHORIZED, reason)
+    return False
 
 
 def _display(principal: Principal) -> dict[str, Any]:
@@ -117,8 +133,8 @@ def _display(principal: Principal) -> dict[str, Any]:
     return {"user_id": user.id, "username": user.username, "role": user.role.value, "anonymous": False}
 
 
-def _user_left(ctx: ChatCtx, channel_id: int) -> dict[str, Any]:
-    return {"type": "user_left", "channel_id": channel_id, **_display(ctx.principal)}
+def _user_left(ctx: ChatCtx, channel_id: int, name: str) -> dict[str, Any]:
+    return {"type": "user_left", "channel": name, "channel_id": channel_id, **_display(ctx.principal)}
 
 
 async def _message_and_access(
@@ -209,8 +225,9 @@ async def _users_frame(ctx: ChatCtx, session: AsyncSession, channel_id: int, nam
 @table.handler("leave", JoinFrame)
 async def on_leave(ctx: ChatCtx, frame: JoinFrame) -> None:
     channel_id = ctx.joined_id(frame.channel)
+    name = ctx.sock.channels[channel_id]
     if await ctx.chat.realtime.leave(ctx.sock, channel_id):
-        await ctx.chat.realtime.to_channel(channel_id, _user_left(ctx, channel_id))
+        await ctx.chat.realtime.to_channel(channel_id, _user_left(ctx, channel_id, name))
     ctx.reply({"type": "left", "channel": frame.channel, "channel_id": channel_id})
 
 
@@ -247,8 +264,8 @@ async def on_react(ctx: ChatCtx, frame: ReactFrame) -> None:
 @table.handler("edit_message", EditFrame)
 async def on_edit(ctx: ChatCtx, frame: EditFrame) -> None:
     async with ctx.session() as session:
-        message, _ = await _message_and_access(ctx, session, frame.message_id)
-        await ctx.chat.edit(session, ctx.principal, message, frame.message)
+        message, access = await _message_and_access(ctx, session, frame.message_id)
+        await ctx.chat.edit(session, ctx.principal, access, message, frame.message)
 
 
 @table.handler("pin_message", MessageIdFrame)
@@ -368,11 +385,14 @@ async def on_internal_event(chat: Chat, sock: ChatSocket, event: dict[str, Any])
             sock.blocked = await blocks.blocked_ids(session, sock.user_id)
         return
     channel_id = event.get("channel_id")
+    joined = False
     if isinstance(channel_id, int) and channel_id in sock.channels:
+        joined = True
         if kind == "_channel_renamed":
             sock.channels[channel_id] = str(event["name"])
         elif kind == "_channel_gone":
             await chat.realtime.leave(sock, channel_id)
     deliver = event.get("deliver")
-    if deliver:
+    audience = event.get("audience")
+    if deliver and (joined or audience is None or sock.user_id in audience):
         sock.outbox.send(deliver)

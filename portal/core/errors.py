@@ -129,6 +129,56 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error")
 
+    document_error_model(app)
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "properties": {
+        "error": {"type": "string", "description": "A message safe to show to the caller"},
+        "status": {"type": "integer"},
+        "field": {"type": "string", "description": "The first invalid field (400)"},
+        "details": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+        "retry_after": {"type": "integer", "description": "Seconds to wait (429)"},
+    },
+    "required": ["error", "status"],
+}
+
+
+def document_error_model(app: FastAPI) -> None:
+    """Make the OpenAPI schema promise what the handlers above send: a 400 ``Error``, never FastAPI's 422."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = app.openapi_schema
+        if schema is None:
+            schema = build()  # cached by FastAPI; patched once, in place
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    responses = operation.get("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses.setdefault(
+                            "400",
+                            {
+                                "description": "Invalid request",
+                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                            },
+                        )
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+            schemas["Error"] = ERROR_SCHEMA
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
 
 def _default_reason(status: int) -> str:
     from http import HTTPStatus

@@ -85,7 +85,11 @@ class Outbox:
         except Exception:  # the peer went away mid-send: the reader loop notices and cleans up
             self._closing = self._closing or (1006, "send failed")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 1.0) -> None:
+        """Stop the writer; a close already requested gets ``grace`` seconds to reach the client."""
+        if self._task and not self._task.done() and self._closing is not None:
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
         if self._task and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -164,7 +168,7 @@ class HandlerTable(Generic[Ctx]):
         except FrameError as err:
             reply({"type": "error", "message": err.message, "request_type": type_, **err.extra})
         except ApiError as err:
-            reply({"type": "error", "message": err.message, "request_type": type_, "status": err.status})
+            reply({**err.extra, "type": "error", "message": err.message, "request_type": type_, "status": err.status})
 
 
 class WsSlots:

@@ -4,7 +4,7 @@ import { $, ROLES, clearMessage, copyText, el, formatDate, roleRank, showError, 
 
 const PAGE_SIZE = 25;
 const me = viewer();
-const state = { offset: 0, q: "", total: 0 };
+const state = { offset: 0, q: "", total: 0, request: 0 };
 
 /** Roles the viewer may hand out: strictly below their own. */
 const assignable = ROLES.filter((role) => roleRank(role) < roleRank(me.role));
@@ -78,12 +78,12 @@ function userRow(user) {
         type: "button",
         class: "btn btn-secondary btn-sm",
         text: "Reset password",
-        onclick: () => resetPassword(user),
+        onclick: (event) => resetPassword(user, event.currentTarget),
       }),
     );
     if (me.role === "superadmin") {
       actions.append(
-        el("button", { type: "button", class: "btn btn-danger btn-sm", text: "Delete", onclick: () => deleteUser(user) }),
+        el("button", { type: "button", class: "btn btn-danger btn-sm", text: "Delete", onclick: (event) => deleteUser(user, event.currentTarget) }),
       );
     }
   } else if (user.id === me.id) {
@@ -112,10 +112,12 @@ function userRow(user) {
 
 async function loadUsers() {
   const body = $("#users-table tbody");
+  const request = ++state.request;
   const params = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(state.offset) });
   if (state.q) params.set("q", state.q);
   try {
     const data = await get(`/api/users?${params}`);
+    if (request !== state.request) return undefined; // a newer search or page is on its way
     state.total = data.total;
     if (data.users.length === 0 && state.offset > 0 && data.total > 0) {
       state.offset = Math.max(0, Math.floor((data.total - 1) / PAGE_SIZE) * PAGE_SIZE);
@@ -182,11 +184,11 @@ async function changeRole(user, select) {
   }
 }
 
-async function resetPassword(user) {
+async function resetPassword(user, button) {
   const area = $("#users-msg");
   clearMessage(area);
   if (!window.confirm(`Reset the password of ${user.username}? All their sessions will be signed out.`)) return;
-  await withBusy(null, area, async () => {
+  await withBusy(button, area, async () => {
     const result = await post(`/api/users/${user.id}/reset-password`);
     $("#temp-password-user").textContent = user.username;
     $("#temp-password-value").value = result.temporary_password || "";
@@ -201,11 +203,11 @@ $("#temp-password-done").addEventListener("click", () => {
   $("#temp-password").hidden = true;
 });
 
-async function deleteUser(user) {
+async function deleteUser(user, button) {
   const area = $("#users-msg");
   clearMessage(area);
   if (!window.confirm(`Delete the user ${user.username} permanently? This cannot be undone.`)) return;
-  await withBusy(null, area, async () => {
+  await withBusy(button, area, async () => {
     await del(`/api/users/${user.id}`);
     showMessage(area, `User ${user.username} deleted.`, "success");
     await loadUsers();

@@ -16,7 +16,7 @@ export class ApiError extends Error {
   get display() {
     const wait = Number(this.data.retry_after);
     if (this.status === 429 && wait > 0) {
-      return `${this.message} Try again in ${formatWait(wait)}.`;
+      return `${this.message.replace(/[.!]?$/, ".")} Retry in ${formatWait(wait)}.`;
     }
     return this.message;
   }

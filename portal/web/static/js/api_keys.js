@@ -13,11 +13,11 @@ function keyRow(key) {
   const actions = el("div", { class: "actions" });
   if (status === "active") {
     actions.append(
-      el("button", { type: "button", class: "btn btn-secondary btn-sm", text: "Revoke", onclick: () => revokeKey(key) }),
+      el("button", { type: "button", class: "btn btn-secondary btn-sm", text: "Revoke", onclick: (event) => revokeKey(key, event.currentTarget) }),
     );
   }
   actions.append(
-    el("button", { type: "button", class: "btn btn-danger btn-sm", text: "Delete", onclick: () => deleteKey(key) }),
+    el("button", { type: "button", class: "btn btn-danger btn-sm", text: "Delete", onclick: (event) => deleteKey(key, event.currentTarget) }),
   );
   return el(
     "tr",
@@ -51,22 +51,22 @@ async function loadKeys() {
   }
 }
 
-async function revokeKey(key) {
+async function revokeKey(key, button) {
   const area = $("#keys-msg");
   clearMessage(area);
   if (!window.confirm(`Revoke the key “${key.name}”? Programs using it stop working immediately.`)) return;
-  await withBusy(null, area, async () => {
+  await withBusy(button, area, async () => {
     await post(`/api/api-keys/${key.id}/revoke`);
     showMessage(area, `Key “${key.name}” revoked.`, "success");
     await loadKeys();
   });
 }
 
-async function deleteKey(key) {
+async function deleteKey(key, button) {
   const area = $("#keys-msg");
   clearMessage(area);
   if (!window.confirm(`Delete the key “${key.name}” permanently?`)) return;
-  await withBusy(null, area, async () => {
+  await withBusy(button, area, async () => {
     await del(`/api/api-keys/${key.id}`);
     showMessage(area, `Key “${key.name}” deleted.`, "success");
     await loadKeys();
@@ -107,7 +107,7 @@ function sessionRow(token) {
         type: "button",
         class: "btn btn-danger btn-sm",
         text: "Revoke",
-        onclick: () => revokeSession(token),
+        onclick: (event) => revokeSession(token, event.currentTarget),
       });
   return el(
     "tr",
@@ -131,10 +131,10 @@ async function loadSessions() {
   }
 }
 
-async function revokeSession(token) {
+async function revokeSession(token, button) {
   const area = $("#sessions-msg");
   clearMessage(area);
-  await withBusy(null, area, async () => {
+  await withBusy(button, area, async () => {
     await post("/api/token/revoke", { token_id: token.token_id });
     showMessage(area, "Session revoked.", "success");
     await loadSessions();

@@ -72,7 +72,7 @@ export function timeAgo(iso) {
   const steps = [
     [60, "second"],
     [3600, "minute", 60],
-    [86400, "hour", 3600],
+    [172800, "hour", 3600],
     [604800, "day", 86400],
     [2629800, "week", 604800],
     [31557600, "month", 2629800],

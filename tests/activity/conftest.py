@@ -1,0 +1,3 @@
+from tests.accounts.support import admin, member, moderator
+
+__all__ = ["admin", "member", "moderator"]

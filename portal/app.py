@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness: the process answers."""
         return Health(status="ok", timestamp=datetime.now(UTC), version=__version__)
 
-    for router in (accounts_router, profile_router, users_router, activity_router, stats_router, web_router):
+    for router in (profile_router, accounts_router, users_router, activity_router, stats_router, web_router):
         app.include_router(router)
     install_chat(app, settings, services)
     mount_static(app, settings)

@@ -25,6 +25,7 @@ from portal.accounts.models import ApiKey, AuthToken, User
 from portal.accounts.principal import Principal, UserSnapshot
 from portal.core.crypto import Keyring
 from portal.core.db import Database, utcnow
+from portal.core.ratelimit import Caller
 
 API_KEY_PREFIX = "portal_"
 SESSION_COOKIE = "portal_session"
@@ -45,6 +46,13 @@ class Generations:
             import redis.asyncio as aioredis
 
             self._redis = aioredis.from_url(redis_url)
+
+    @property
+    def shared(self) -> bool:
+        return self._redis is not None
+
+    def key(self, user_id: int) -> str:
+        return self._prefix + str(user_id)
 
     async def get(self, user_id: int) -> int:
         if self._redis is None:
@@ -105,37 +113,60 @@ class Authenticator:
         return self.keyring.hash_token(key, "api-key")
 
     # -- resolving -----------------------------------------------------------------------------
-    async def identify(self, scope: Scope) -> str | None:
-        """The rate-limit hook: resolve once, remember in the scope, return the user id."""
-        result = await self.resolve(scope)
-        scope.setdefault("state", {})["auth"] = result
-        return str(result.user_id) if isinstance(result, Principal) else None
+    async def identify(self, scope: Scope) -> Caller:
+        """The rate-limit hook: resolve once and remember the result in the scope.
+
+        With Redis, a cached credential's generation check rides along the limiter's round
+        trip (``probe``/``settle``) instead of costing a round trip of its own.
+        """
+        state = scope.setdefault("state", {})
+        if self.generations.shared:
+            credential, via = _credential(scope)
+            kind = _kind(credential, via) if credential else None
+            cache_key = f"{kind}:{credential}" if kind else None
+            hit = self._cache.get(cache_key) if cache_key else None
+            if hit is not None and cache_key is not None and not _expired(hit.principal):
+                entry, key = hit, cache_key
+
+                async def settle(value: bytes | None) -> None:
+                    if (int(value) if value else 0) == entry.generation:
+                        state["auth"] = await self._accept(key, entry)
+                    else:
+                        self._cache.pop(key, None)
+                        state["auth"] = await self.resolve(scope)
+
+                user_id = hit.principal.user_id
+                return Caller(str(user_id), self.generations.key(user_id), settle)
+        result = state["auth"] = await self.resolve(scope)
+        return Caller(str(result.user_id) if isinstance(result, Principal) else None)
 
     async def resolve(self, scope: Scope) -> Principal | AuthFailure | None:
         credential, via = _credential(scope)
         if credential is None:
             return None
-        if credential.startswith(API_KEY_PREFIX):
-            if via == "cookie":
-                return AuthFailure("Invalid session")
-            return await self._resolve_cached(credential, "api_key")
-        return await self._resolve_cached(credential, "cookie" if via == "cookie" else "jwt")
+        kind = _kind(credential, via)
+        if kind is None:
+            return AuthFailure("Invalid session")
+        return await self._resolve_cached(credential, kind)
+
+    async def _accept(self, cache_key: str, hit: _Cached) -> Principal:
+        self._cache.move_to_end(cache_key)
+        now = time.monotonic()
+        if now - hit.last_used_written >= LAST_USED_WRITE_INTERVAL:
+            hit.last_used_written = now
+            await self._touch(hit.principal)
+        return hit.principal
 
     async def _resolve_cached(self, credential: str, via: str) -> Principal | AuthFailure:
         cache_key = via + ":" + credential
         hit = self._cache.get(cache_key)
         now = time.monotonic()
         if hit is not None:
-            principal = hit.principal
-            if principal.expires_at is not None and principal.expires_at <= datetime.now(UTC):
+            if _expired(hit.principal):
                 self._cache.pop(cache_key, None)
                 return AuthFailure("Token expired")
-            if await self.generations.get(principal.user_id) == hit.generation:
-                self._cache.move_to_end(cache_key)
-                if now - hit.last_used_written >= LAST_USED_WRITE_INTERVAL:
-                    hit.last_used_written = now
-                    await self._touch(principal)
-                return principal
+            if await self.generations.get(hit.principal.user_id) == hit.generation:
+                return await self._accept(cache_key, hit)
             self._cache.pop(cache_key, None)
 
         if via == "api_key":
@@ -214,6 +245,17 @@ class Authenticator:
         await self.generations.bump(user_id)
         for key in [k for k, v in self._cache.items() if v.principal.user_id == user_id]:
             self._cache.pop(key, None)
+
+
+def _kind(credential: str, via: str) -> str | None:
+    """How a credential is checked: an API key, a session cookie, or a bearer JWT."""
+    if credential.startswith(API_KEY_PREFIX):
+        return None if via == "cookie" else "api_key"
+    return "cookie" if via == "cookie" else "jwt"
+
+
+def _expired(principal: Principal) -> bool:
+    return principal.expires_at is not None and principal.expires_at <= datetime.now(UTC)
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

@@ -12,6 +12,8 @@ from portal.core.db import Base, UTCDateTime, utcnow
 
 class User(Base):
     __tablename__ = "users"
+    # Ids are never reused (SQLite would reuse the highest after a delete): audit entries keep them.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(32), unique=True)

@@ -45,14 +45,16 @@ async def users_by_ids(session: AsyncSession, ids: set[int] | list[int]) -> dict
 
 
 async def search_users(session: AsyncSession, query: str, limit: int = 20) -> list[User]:
-    """Username or nickname containing ``query``, case-insensitively."""
-    pattern = "%" + query.lower().replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+    """Username or nickname containing ``query``, case-insensitively (``%`` and ``_`` match literally)."""
+    needle = query.strip().lower()
+    if not needle:
+        return []
     stmt = (
         select(User)
         .where(
             or_(
-                func.lower(User.username).like(pattern, escape="\\"),
-                func.lower(User.nickname).like(pattern, escape="\\"),
+                func.lower(User.username).contains(needle, autoescape=True),
+                func.lower(User.nickname).contains(needle, autoescape=True),
             )
         )
         .order_by(func.length(User.username), User.username)

@@ -34,7 +34,7 @@ def provisioning_uri(secret: str, username: str) -> str:
 
 
 def qr_svg(uri: str) -> str:
-    return str(segno.make(uri, error="m").svg_inline(scale=4, dark="#111827", light="#ffffff"))
+    return str(segno.make(uri, error="m").svg_inline(scale=4, omitsize=True, dark="#111827", light="#ffffff"))
 
 
 def matching_step(secret: str, code: str, now: float | None = None) -> int | None:

@@ -37,7 +37,8 @@ class ChannelMember(Base):
 
 class Message(Base):
     __tablename__ = "chat_messages"
-    __table_args__ = (Index("ix_chat_messages_channel_id_id", "channel_id", "id"),)
+    # Ids are never reused (read positions and replies refer to them), also on SQLite.
+    __table_args__ = (Index("ix_chat_messages_channel_id_id", "channel_id", "id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel_id: Mapped[int] = mapped_column(ForeignKey("chat_channels.id", ondelete="CASCADE"))

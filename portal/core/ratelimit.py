@@ -13,9 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter
+from limits import parse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -39,48 +37,101 @@ class RateResult:
 
 
 class RateLimiter:
-    """Counts hits per (rate, key) in memory or Redis."""
+    """Fixed-window counters in memory, or in Redis so that every process shares one budget.
+
+    The window's index is part of the key, so the reset time needs no extra query: one Redis
+    round trip per hit (an INCR script), which can also fetch a ``probe`` key on the way —
+    the authenticator uses that to check its cache without a second round trip.
+    """
+
+    _SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local probe = false
+if #KEYS > 1 then probe = redis.call('GET', KEYS[2]) end
+return {count, probe}
+"""
 
     def __init__(self, redis_url: str | None = None, prefix: str = "portal:") -> None:
-        self.storage: Storage
+        self._prefix = prefix + "rl:"
+        self._redis: Any = None
+        self._script: Any = None
         if redis_url:
-            uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
-            self.storage = RedisStorage(uri, implementation="redispy", key_prefix=prefix + "rl")
-        else:
-            self.storage = MemoryStorage()
-        self._strategy = FixedWindowRateLimiter(self.storage)
-        self._items: dict[str, RateLimitItem] = {}
+            import redis.asyncio as aioredis
 
-    def item(self, rate: str) -> RateLimitItem:
+            self._redis = aioredis.from_url(redis_url)
+            self._script = self._redis.register_script(self._SCRIPT)
+        self._counts: dict[str, tuple[int, int]] = {}  # key -> (window index, count), memory mode
+        self._items: dict[str, tuple[int, int]] = {}
+
+    def item(self, rate: str) -> tuple[int, int]:
+        """(amount, period in seconds) of a rate string such as ``10/minute``."""
         parsed = self._items.get(rate)
         if parsed is None:
-            parsed = self._items[rate] = parse(rate)
+            limit = parse(rate)
+            parsed = self._items[rate] = (limit.amount, limit.get_expiry())
         return parsed
 
-    async def hit(self, rate: str, key: str) -> RateResult:
-        item = self.item(rate)
-        allowed = await self._strategy.hit(item, key)
-        stats = await self._strategy.get_window_stats(item, key)
-        return RateResult(allowed, item.amount, max(0, stats.remaining), int(stats.reset_time))
+    async def hit(self, rate: str, key: str, probe: str | None = None) -> RateResult:
+        result, _ = await self.hit_and_probe(rate, key, probe)
+        return result
+
+    async def hit_and_probe(self, rate: str, key: str, probe: str | None = None) -> tuple[RateResult, bytes | None]:
+        amount, period = self.item(rate)
+        window = int(time.time()) // period
+        reset = (window + 1) * period
+        if self._redis is None:
+            stored = self._counts.get(key)
+            count = stored[1] + 1 if stored is not None and stored[0] == window else 1
+            self._counts[key] = (window, count)
+            if len(self._counts) > 100_000:
+                self._sweep(window)
+            probed = None
+        else:
+            keys = [f"{self._prefix}{key}:{period}:{window}"] + ([probe] if probe else [])
+            count, probed = await self._script(keys=keys, args=[period * 1000 + 1000])
+            count = int(count)
+        return RateResult(count <= amount, amount, max(0, amount - count), reset), probed
 
     async def peek(self, rate: str, key: str) -> RateResult:
         """The state of a window without counting a hit (used for login-failure lockouts)."""
-        item = self.item(rate)
-        allowed = await self._strategy.test(item, key)
-        stats = await self._strategy.get_window_stats(item, key)
-        return RateResult(allowed, item.amount, max(0, stats.remaining), int(stats.reset_time))
+        amount, period = self.item(rate)
+        window = int(time.time()) // period
+        if self._redis is None:
+            stored = self._counts.get(key)
+            count = stored[1] if stored is not None and stored[0] == window else 0
+        else:
+            value = await self._redis.get(f"{self._prefix}{key}:{period}:{window}")
+            count = int(value) if value else 0
+        return RateResult(count < amount, amount, max(0, amount - count), (window + 1) * period)
 
     async def clear(self, rate: str, key: str) -> None:
-        await self._strategy.clear(self.item(rate), key)
+        _, period = self.item(rate)
+        if self._redis is None:
+            self._counts.pop(key, None)
+        else:
+            await self._redis.delete(f"{self._prefix}{key}:{period}:{int(time.time()) // period}")
+
+    def _sweep(self, window: int) -> None:
+        for key in [k for k, (w, _) in self._counts.items() if w < window - 1]:
+            del self._counts[key]
 
     async def close(self) -> None:
-        # MemoryStorage runs a timer task for expiry; Redis keeps a pool. Neither needs more than this.
-        reset = getattr(self.storage, "reset", None)
-        if isinstance(self.storage, MemoryStorage) and reset is not None:
-            await reset()
+        if self._redis is not None:
+            await self._redis.aclose()
 
 
-Identify = Callable[[Scope], Awaitable[str | None]]
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Whom a request is charged to: a user key (else the client IP), plus an optional Redis key
+    to read in the limiter's round trip and a coroutine that receives its value."""
+
+    key: str | None
+    probe: str | None = None
+    settle: Callable[[bytes | None], Awaitable[None]] | None = None
+
+
+Identify = Callable[[Scope], Awaitable[Caller]]
 
 
 def client_ip(scope: Scope) -> str:
@@ -118,9 +169,11 @@ class RateLimitMiddleware:
         if path in self.auth_paths and scope.get("method", "GET") == "POST":
             result = await self.limiter.hit(self.auth_rate, "auth:" + client_ip(scope))
         else:
-            user_key = await self.identify(scope)
-            key = "api:user:" + user_key if user_key else "api:ip:" + client_ip(scope)
-            result = await self.limiter.hit(self.api_rate, key)
+            caller = await self.identify(scope)
+            key = "api:user:" + caller.key if caller.key else "api:ip:" + client_ip(scope)
+            result, probed = await self.limiter.hit_and_probe(self.api_rate, key, caller.probe)
+            if caller.settle is not None:
+                await caller.settle(probed)
 
         if not result.allowed:
             await _reject(scope, receive, send, result)

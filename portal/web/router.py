@@ -128,8 +128,17 @@ async def login_submit(body: LoginRequest, request: Request, session: Session) -
 
 
 @router.get("/logout")
+async def logout_page(request: Request) -> Response:
+    """A confirmation page: signing out takes a POST, so another site cannot log users out with a link."""
+    principal = await page_principal(request)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    return render(request, "logout.html", principal, "logout")
+
+
 @router.post("/logout")
 async def logout(request: Request, session: Session) -> Response:
+    """Revoke the session. Cross-site POSTs carry no session cookie (SameSite=Lax), so no CSRF token is needed."""
     principal = await page_principal(request)
     if principal is not None and principal.token_id:
         try:

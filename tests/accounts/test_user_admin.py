@@ -10,7 +10,6 @@ import pytest
 
 from tests.accounts.support import assert_error, bearer, http, login, random_ip
 from tests.conftest import UserClient
-from tests.portal_server import backend
 
 MakeUser = Callable[..., UserClient]
 USER_FIELDS = {"id", "username", "role", "is_admin", "nickname", "created_at", "last_login_at", "totp_enabled"}
@@ -233,11 +232,6 @@ def test_a_deleted_user_is_gone_with_their_credentials(
     assert_error(root.delete(f"/api/users/{user.id}"), 404, "User not found")
 
 
-@pytest.mark.xfail(
-    backend() == "sqlite",
-    strict=True,
-    reason="users.id has no AUTOINCREMENT on SQLite, so the newest id is reused after a deletion (needs a migration)",
-)
 def test_a_deleted_users_id_is_never_reused(root: UserClient, moderator: UserClient) -> None:
     gone = created_id(root)  # the newest account
     assert root.delete(f"/api/users/{gone}").status_code == 200

@@ -190,10 +190,16 @@ def test_logout_ends_the_session(page: Any, member: Account, base_url: str) -> N
     session = next(c["value"] for c in page.context.cookies() if c["name"] == "portal_session")
 
     page.click("#user-menu summary")
-    page.get_by_role("link", name="Log out").click()
+    page.get_by_role("button", name="Log out").click()
     page.wait_for_url(re.compile(r"/login$"))
     page.goto("/dashboard")
     expect(page).to_have_url(re.compile(r"/login\?next=/dashboard$"))
+    # GET /logout only asks for confirmation (a link from another site cannot sign anyone out)
+    cookie_session(page, base_url, user.username, user.password)
+    page.goto("/logout")
+    expect(page.locator("#logout-confirm")).to_be_visible()
+    page.goto("/dashboard")
+    expect(page).to_have_url(re.compile(r"/dashboard$"))
     # the old cookie value is revoked on the server, not merely deleted from the browser
     replay = httpx.get(base_url + "/api/me", cookies={"portal_session": session}, timeout=10)
     assert replay.status_code == 401

@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("totp_last_step", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "activity",

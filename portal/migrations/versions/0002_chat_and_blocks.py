@@ -125,6 +125,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_chat_messages_user_id_users"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_chat_messages")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("chat_messages", schema=None) as batch_op:
         batch_op.create_index("ix_chat_messages_channel_id_id", ["channel_id", "id"], unique=False)

@@ -156,6 +156,20 @@ async def clear_channel(
     return Success()
 
 
+def _audit_member(
+    session: AsyncSession, principal: Principal, action: str, user_id: int, details: dict[str, object]
+) -> None:
+    record_audit(
+        session,
+        action,
+        actor_id=principal.user_id,
+        actor_username=principal.user.username,
+        target_type="user",
+        target_id=user_id,
+        details=details,
+    )
+
+
 # -- members --------------------------------------------------------------------------------------
 @router.get("/api/chat/channels/{channel_id}/members", response_model=MemberList)
 async def list_members(channel_id: int, principal: Reader, session: Session) -> MemberList:
@@ -181,14 +195,8 @@ async def add_member(channel_id: int, body: MemberAdd, principal: Writer, sessio
     if await session.get(ChannelMember, (channel_id, body.user_id)) is not None:
         raise Conflict("Already a member")
     session.add(ChannelMember(channel_id=channel_id, user_id=body.user_id, role=body.role, added_by=principal.user_id))
-    record_audit(
-        session,
-        "channel_member_added",
-        actor_id=principal.user_id,
-        actor_username=principal.user.username,
-        target_type="user",
-        target_id=body.user_id,
-        details={"channel_id": channel_id, "role": body.role},
+    _audit_member(
+        session, principal, "channel_member_added", body.user_id, {"channel_id": channel_id, "role": body.role}
     )
     await session.commit()
     return Success()
@@ -203,15 +211,7 @@ async def change_member_role(
         raise Forbidden("Only admins or the channel's creator can change member roles")
     member = await chans.get_member(session, channel_id, user_id)
     member.role = body.role
-    record_audit(
-        session,
-        "channel_member_role",
-        actor_id=principal.user_id,
-        actor_username=principal.user.username,
-        target_type="user",
-        target_id=user_id,
-        details={"channel_id": channel_id, "role": body.role},
-    )
+    _audit_member(session, principal, "channel_member_role", user_id, {"channel_id": channel_id, "role": body.role})
     await session.commit()
     return Success()
 
@@ -230,15 +230,7 @@ async def remove_member(
     if user_id == access.channel.created_by and not principal.role.at_least(Role.ADMIN):
         raise Forbidden("The channel's creator cannot be removed")
     await session.delete(member)
-    record_audit(
-        session,
-        "channel_member_removed",
-        actor_id=principal.user_id,
-        actor_username=principal.user.username,
-        target_type="user",
-        target_id=user_id,
-        details={"channel_id": channel_id},
-    )
+    _audit_member(session, principal, "channel_member_removed", user_id, {"channel_id": channel_id})
     await session.commit()
     if access.channel.visibility == "private":
         await chat_of(request).announce_access_lost(user_id, channel_id, access.channel.name)

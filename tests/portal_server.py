@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -34,14 +35,20 @@ def backend() -> str:
     return os.environ.get("PORTAL_TEST_BACKEND", "sqlite")
 
 
-async def _pg(sql: str) -> None:
+def _pg(sql: str) -> None:
+    """Run one statement on the PostgreSQL server, from a thread of its own: the caller may be
+    inside a running event loop (Playwright's sync API keeps one in the main thread)."""
     import asyncpg
 
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 class SharedBackend:
@@ -53,7 +60,7 @@ class SharedBackend:
         self.name = "portal_test_" + secrets.token_hex(6)
         self.secret_key = secrets.token_urlsafe(32)
         if self.kind == "postgres":
-            asyncio.run(_pg(f'CREATE DATABASE "{self.name}"'))
+            _pg(f'CREATE DATABASE "{self.name}"')
 
     def env(self) -> dict[str, str]:
         env = {"PORTAL_DATA_DIR": str(self.data_dir), "PORTAL_SECRET_KEY": self.secret_key}
@@ -66,7 +73,7 @@ class SharedBackend:
 
     def close(self) -> None:
         if self.kind == "postgres":
-            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            _pg(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             _drop_redis_prefix(self.name + ":")
         shutil.rmtree(self.data_dir, ignore_errors=True)
 

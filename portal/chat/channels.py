@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from portal.accounts import service as accounts
 from portal.accounts.principal import Principal
 from portal.accounts.roles import Role
+from portal.blocks import service as blocks
 from portal.chat.models import Channel, ChannelMember, Message, ReadState
 from portal.core.errors import BadRequest, Conflict, Forbidden, NotFound
 
@@ -80,18 +81,20 @@ def can_manage_members(principal: Principal, access: ChannelAccess) -> bool:
 
 
 async def list_channels(session: AsyncSession, principal: Principal) -> list[tuple[Channel, int]]:
-    """Visible channels with the caller's unread count (messages by others after their last read)."""
+    """Visible channels with the caller's unread count (messages after their last read by others, not
+    counting authors they blocked: those messages are never shown to them)."""
     member_ids = select(ChannelMember.channel_id).where(ChannelMember.user_id == principal.user_id)
     stmt = select(Channel).order_by(Channel.is_default.desc(), Channel.name)
     if not principal.role.at_least(Role.ADMIN):
         stmt = stmt.where(or_(Channel.visibility == "public", Channel.id.in_(member_ids)))
     channels = list((await session.scalars(stmt.limit(500))).all())
+    hidden = {principal.user_id} | await blocks.blocked_ids(session, principal.user_id)  # own and blocked authors
     unread_stmt = (
         select(Message.channel_id, func.count(Message.id))
         .outerjoin(ReadState, and_(ReadState.channel_id == Message.channel_id, ReadState.user_id == principal.user_id))
         .where(
             Message.id > func.coalesce(ReadState.last_read_id, 0),
-            or_(Message.user_id.is_(None), Message.user_id != principal.user_id),
+            or_(Message.user_id.is_(None), Message.user_id.not_in(hidden)),
         )
         .group_by(Message.channel_id)
     )

@@ -20,7 +20,7 @@ NAV: list[NavItem] = [
     NavItem("dashboard", "Dashboard", "/dashboard"),
     NavItem("connections", "Connections", "/connections", available=False),
     NavItem("streams", "Streams", "/streams", available=False),
-    NavItem("chat", "Chat", "/chat", available=False),
+    NavItem("chat", "Chat", "/chat"),
     NavItem("admin", "Admin", "/admin/users", min_role=Role.ADMIN),
 ]
 

@@ -1,4 +1,4 @@
-"""Page routes: login/logout/register forms, the dashboard shell, profile, API keys, admin users.
+"""Page routes: login/logout/register forms, the dashboard shell, profile, API keys, chat, admin users.
 
 Pages are shells; their data comes from the JSON API through ``static/js``. The web login sets an
 HttpOnly ``SameSite=Lax`` session cookie holding a registered JWT, plus a readable CSRF cookie
@@ -171,6 +171,7 @@ def _page(template: str, active: str, minimum: Role = Role.USER) -> Any:
 router.add_api_route("/dashboard", _page("dashboard.html", "dashboard"), methods=["GET"])
 router.add_api_route("/profile", _page("profile.html", "profile"), methods=["GET"])
 router.add_api_route("/keys", _page("api_keys.html", "keys"), methods=["GET"])
+router.add_api_route("/chat", _page("chat.html", "chat"), methods=["GET"])
 router.add_api_route("/admin/users", _page("admin_users.html", "admin", Role.ADMIN), methods=["GET"])
 
 

@@ -99,3 +99,24 @@ def test_block_and_unblock_over_the_websocket(
     assert m.recv_until("message", message="visible again")["user_id"] == pest.id
     assert m2.recv_until("message", message="visible again")["user_id"] == pest.id
     assert me.get("/api/blocks").json() == {"blocked_users": []}
+
+
+def test_unread_counts_leave_out_blocked_authors(
+    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
+) -> None:
+    name = channel()["name"]
+    me, pest, friend = make_user(), make_user(), make_user()
+    p, f = ws(pest), ws(friend)
+    for client in (p, f):
+        client.join(name)
+    assert me.post(f"/api/blocks/{pest.id}").json() == {"success": True}
+    p.say(name, "noise")
+    p.say(name, "more noise")
+    f.say(name, "signal")
+
+    def unread() -> int:
+        return next(c["unread_count"] for c in me.get("/api/chat/channels").json()["channels"] if c["name"] == name)
+
+    assert unread() == 1
+    assert me.delete(f"/api/blocks/{pest.id}").json() == {"success": True}
+    assert unread() == 3

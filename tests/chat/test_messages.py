@@ -13,6 +13,7 @@ import pytest
 from tests.chat.conftest import assert_api_error
 from tests.chat.wsclient import ChatClient
 from tests.conftest import UserClient
+from tests.timing import fresh_window
 
 Channel = dict[str, Any]
 SLOW_DOWN = "Slow down! You're sending messages too fast."
@@ -441,6 +442,7 @@ def test_message_rate_limit_is_five_per_five_seconds(
     s, w = ws(spammer), ws(watcher)
     s.join(name)
     w.join(name)
+    fresh_window(5, 4)
     started = time.monotonic()
     for i in range(5):
         s.send_json({"type": "message", "channel": name, "message": f"burst {i}"})

@@ -14,6 +14,7 @@ import pytest
 from tests.chat.conftest import channel_name
 from tests.chat.wsclient import ChatClient, connect
 from tests.portal_server import PortalServer, SharedBackend
+from tests.timing import fresh_window
 
 
 @dataclass
@@ -164,6 +165,7 @@ def test_limits_hold_across_processes(pair: tuple[PortalServer, PortalServer], r
         on_a, on_b = sockets[1], sockets[0]
         on_a.join(name)
         on_b.join(name)
+        fresh_window(5, 3)
         for i in range(5):
             (on_a if i % 2 else on_b).send_json({"type": "message", "channel": name, "message": f"m{i}"})
         on_a.recv_until("message", message="m4")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.portal_server import ROOT, PortalServer
+from tests.timing import fresh_window
 
 
 def _ip() -> str:
@@ -40,6 +41,7 @@ def _token(server: PortalServer, ip: str) -> str:
 def test_auth_bucket_is_per_ip_and_answers_429_with_retry_after(limited: PortalServer) -> None:
     ip, other_ip = _ip(), _ip()
     url = limited.base_url + "/api/token"
+    fresh_window(60, 15)
     remaining = []
     for _ in range(4):
         resp = httpx.post(url, json={"username": "nobody", "password": "x"}, headers={"X-Forwarded-For": ip})
@@ -71,6 +73,7 @@ def test_api_bucket_is_per_user_not_per_ip(limited: PortalServer) -> None:
     shared_ip = _ip()
     token_a = _token(limited, _ip())
     token_b = _token(limited, _ip())
+    fresh_window(60, 15)
     headers_a = {"Authorization": f"Bearer {token_a}", "X-Forwarded-For": shared_ip}
     headers_b = {"Authorization": f"Bearer {token_b}", "X-Forwarded-For": shared_ip}
     # Both tokens are root's: one user, one bucket — whichever token is used.
@@ -93,6 +96,7 @@ def test_api_bucket_is_per_user_not_per_ip(limited: PortalServer) -> None:
 
 def test_unauthenticated_api_requests_are_limited_per_ip(limited: PortalServer) -> None:
     ip = _ip()
+    fresh_window(60, 15)
     statuses = [httpx.get(limited.base_url + "/api/me", headers={"X-Forwarded-For": ip}).status_code for _ in range(7)]
     assert statuses == [401] * 6 + [429]
 

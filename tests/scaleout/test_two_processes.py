@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.portal_server import PortalServer, SharedBackend
+from tests.timing import fresh_window
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,7 @@ def test_rate_limit_budget_is_shared_between_processes() -> None:
     b = PortalServer(shared, env=env).start()
     try:
         token = _login(a, a.admin_user, a.admin_password)
+        fresh_window(60, 15)
         statuses = []
         for i in range(9):
             server = a if i % 2 == 0 else b

@@ -11,16 +11,16 @@ computes the delivery latency as its own ``perf_counter_ns()`` at arrival minus 
 delivery by a text frame that starts with ``{"type":"message"`` and carries that tag: the portal renders the
 message as such a JSON object, and the baseline relays the frame the sender sent, which is the same JSON.
 
-Two client implementations, selected with ``kind``:
+Two client implementations (``--client``):
 
 - ``raw`` (default): a minimal RFC 6455 client on ``asyncio.Protocol`` (HTTP/1.1 upgrade, checks the
   ``Sec-WebSocket-Accept``, no extension offered, so no compression; masked client frames with
   ``websockets``' C ``apply_mask``; answers pings; handles close and fragmented messages). It parses frame headers
-  and the tag straight out of the receive buffer, a few microseconds per delivery, which is what lets two
-  processes on the second core read 10^5 deliveries per second.
-- ``websockets``: ``websockets.asyncio.client.connect`` (compression=None), one reader task per connection. It
-  costs several times more CPU per delivery; at the maximum rate it, not the server, is the bottleneck on a
-  2-core machine (``--client websockets`` shows that; see bench/README.md).
+  and the tag straight out of the receive buffer: about 20-25 us of client CPU per delivery on the 2-core machine,
+  much of it per-socket kernel and event-loop work (each delivery arrives on its own connection).
+- ``websockets``: ``websockets.asyncio.client.connect`` (compression=None), one reader task per connection: about
+  37 us per delivery, so its clients already need more than one core at 20 messages/s to 1,000 clients and would
+  take CPU from the server they measure (``--client websockets`` to compare; see bench/README.md).
 """
 
 from __future__ import annotations
@@ -77,7 +77,12 @@ class Sink:
         self.foreign = 0  # tagged deliveries of another phase (stragglers)
 
     def error(self, text: str) -> None:
+        """An error frame from the server (counted: it makes the run invalid) or a client-side failure."""
         self.error_count += 1
+        self.note(text)
+
+    def note(self, text: str) -> None:
+        """Something worth showing (e.g. why the server closed a connection) that is counted elsewhere."""
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append(text[:300])
 
@@ -236,7 +241,7 @@ class RawClient(asyncio.Protocol, Client):
                 self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
                 if self.close_code != 1000:
                     reason = payload[2:].decode(errors="replace")
-                    self.sink.error(f"gid {self.gid}: closed by the server: {self.close_code} {reason!r}")
+                    self.sink.note(f"gid {self.gid}: closed by the server: {self.close_code} {reason!r}")
                 if self._transport is not None:
                     self._send_frame(0x8, payload[:2])
                     self._transport.close()
@@ -377,12 +382,12 @@ class WebsocketsClient(Client):
                             continue
                     self._other(message)
         except Exception as exc:  # any failure ends this connection; recorded below
-            sink.error(f"gid {self.gid}: reader: {exc!r}")
+            sink.note(f"gid {self.gid}: reader: {exc!r}")
         finally:
             rcvd = getattr(self.ws.protocol, "close_rcvd", None)
             self.close_code = rcvd.code if rcvd is not None else 1006
             if rcvd is not None and rcvd.code != 1000:
-                sink.error(f"gid {self.gid}: closed by the server: {rcvd.code} {rcvd.reason!r}")
+                sink.note(f"gid {self.gid}: closed by the server: {rcvd.code} {rcvd.reason!r}")
             sink.closed[self.close_code] += 1
             if self._want_done is not None and not self._want_done.done():
                 self._want_done.set_exception(ClientError(f"connection closed (code {self.close_code})"))

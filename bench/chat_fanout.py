@@ -11,29 +11,29 @@ What one run does:
    workers (``bench/chat_client.py``, ``--procs`` processes, each with its share of the connections on one uvloop
    loop), starts the portal once to create ``--users`` users as root (``POST /api/users``) and log each in once
    (``POST /api/token``; the JWTs stay valid across restarts because the data dir and secret key are kept);
-2. per round, for each target (the order alternates every round), on a freshly started server process:
-   the portal (``tests.portal_server.PortalServer``: ``python -m portal serve``, one uvicorn worker, chat rate
-   limit and HTTP rate limits raised by configuration, ``PORTAL_WS_MAX_PER_USER`` raised) and the baseline
-   ``bench/chat_baseline_server.py`` (``websockets`` + ``broadcast``, no auth, no channels, no storage):
+2. starts each server as a fresh process: the portal (``tests.portal_server.PortalServer``: ``python -m portal
+   serve``, one uvicorn worker, chat rate limit and HTTP rate limits raised by configuration,
+   ``PORTAL_WS_MAX_PER_USER`` raised) and the baseline ``bench/chat_baseline_server.py`` (``websockets`` +
+   ``broadcast``, no auth, no channels, no storage); for each, after a small warm-up (a few connections join,
+   exchange a few messages, leave), measures the server's RSS (the process and any children), settled, before and
+   after opening ``--clients`` idle connections (portal: authenticated with the users' JWTs, ``--clients /
+   --users`` sockets per user, each joined to ``general`` and having received the join answers): the difference /
+   clients = bytes per idle connection. Both servers then keep their clients for all the rounds;
+3. per round, for each server (the order alternates every round):
 
-   a. warm-up: a few connections join, exchange a few messages, leave (lazy imports, caches; not measured);
-   b. memory: server RSS (the process and any children), settled, before and after opening ``--clients`` idle
-      connections (portal: authenticated with the users' JWTs, ``--clients / --users`` sockets per user, each
-      joined to ``general`` and having received the join answers); the difference / clients = bytes per idle
-      connection;
-   c. latency: ``--messages`` messages at ``--rate`` per second (open-loop schedule), each sent through the
+   a. latency: ``--messages`` messages at ``--rate`` per second (open-loop schedule), each sent through the
       WebSocket by one of the clients in turn (the portal stores it as ``send_message`` does), text
       ``fan:<phase>:<sender>:<seq>:<perf_counter_ns>``; every client records every delivery; latency = arrival
       minus the embedded send time (``CLOCK_MONOTONIC``, one clock for all processes). Every message must reach
       every client exactly once, else the run is invalid;
-   d. maximum rate: ``--senders`` clients each keep ``--window`` messages in flight (the next one goes as soon as
+   b. maximum rate: ``--senders`` clients each keep ``--window`` messages in flight (the next one goes as soon as
       the sender receives its own message back, i.e. as fast as the server accepts them) for
       ``--warmup + --duration`` s; deliveries received by all clients are counted over the last ``--duration``
       s. Afterwards every client must have received every message; a client the server closed (e.g. 1013, "client
       too slow", when an outbox falls ``PORTAL_WS_MAX_PENDING`` frames behind) makes the run invalid and is
       reported as a finding;
-3. prints per-round lines and a table of medians over the valid rounds with the ratios portal / baseline and the
-   verdicts, and the CPU used by the server, the clients and everything else during each phase.
+4. prints per-round lines and a table of medians over the valid rounds with the ratios portal / baseline and the
+   verdicts, and the CPU used by the server, the clients, softirq and everything else during each phase.
 
 Targets (issue "Real-time chat"): portal p99 latency at ``--rate`` msg/s <= 3x the baseline's; portal deliveries/s
 at the maximum rate >= 0.5x the baseline's; portal memory per idle connection < 60 KB (KB = 1000 bytes).
@@ -380,8 +380,13 @@ class Opening:
     rss_before: int = 0
     rss_idle: int = 0
     bytes_per_conn: float = math.nan
+    connect_cpu: dict[str, float] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def server_ms_per_conn(self) -> float:
+        return self.connect_cpu.get("server_cpu_s", math.nan) / max(1, self.connected) * 1000
 
 
 @dataclass
@@ -534,7 +539,10 @@ def open_target(pool: ClientPool, target: Target, phases: Phases, args: argparse
     time.sleep(0.5)
 
     opening.rss_before = settled_rss(target)
+    meter = CpuMeter(target, pool)
+    before = meter.snapshot()
     info = connect_clients(pool, target, target.name, list(range(n)), args)
+    opening.connect_cpu = CpuMeter.cores(before, meter.snapshot())
     opening.connected, opening.connect_s, opening.errors = info["connected"], info["seconds"], info["errors"]
     if info["connected"] != n:
         opening.problems.append(f"{n - info['connected']} of {n} connections failed: {info['failures'][:3]}")
@@ -545,7 +553,8 @@ def open_target(pool: ClientPool, target: Target, phases: Phases, args: argparse
     print(
         f"  {target.name:<8} {opening.connected} clients connected{' and joined' if target.join else ''} in"
         f" {opening.connect_s:.1f} s; RSS {opening.rss_before / 2**20:.1f} -> {opening.rss_idle / 2**20:.1f} MiB"
-        f" = {opening.bytes_per_conn / 1000:.1f} KB per idle connection",
+        f" = {opening.bytes_per_conn / 1000:.1f} KB per idle connection; server CPU"
+        f" {opening.server_ms_per_conn:.2f} ms per connection ({opening.connect_cpu.get('server_cores', 0):.2f} cores)",
         flush=True,
     )
     for problem in opening.problems:
@@ -595,7 +604,8 @@ def measure_round(
     print(
         f"    {target.name:<8} latency @ {args.rate:g} msg/s x {args.messages}: p50 {result.lat_p50_ms:.2f} ms,"
         f" p99 {result.lat_p99_ms:.2f} ms, max {result.lat_max_ms:.2f} ms;"
-        f" {result.lat_received}/{result.lat_expected} deliveries; server {cpu.get('server_cores', 0):.2f} cores,"
+        f" {result.lat_received}/{result.lat_expected} deliveries, sends late by <= {result.lat_send_lateness_ms:.1f}"
+        f" ms; server {cpu.get('server_cores', 0):.2f} cores,"
         f" clients {cpu.get('client_cores', 0):.2f}, softirq {cpu.get('irq_cores', 0):.2f},"
         f" other {cpu.get('other_cores', 0):.2f}{mark}",
         flush=True,
@@ -668,7 +678,8 @@ METRICS = (  # key, label, format
     ("flood_irq_cores", "  softirq cores", "{:.2f}"),
     ("client_us_per_delivery", "  client CPU us/delivery", "{:.1f}"),
     ("kb_per_conn", "memory KB/idle conn", "{:.1f}"),
-    ("connect_ms_per_conn", "connect+join ms/conn", "{:.2f}"),
+    ("connect_ms_per_conn", "open (+join) wall ms/conn", "{:.2f}"),
+    ("connect_cpu_ms_per_conn", "  server CPU ms/conn", "{:.2f}"),
 )
 
 
@@ -693,6 +704,8 @@ def summarise(results: list[RoundResult], openings: dict[str, Opening]) -> dict[
                 entry[key] = opening.bytes_per_conn / 1000 if not opening.problems else math.nan
             elif key == "connect_ms_per_conn":
                 entry[key] = opening.connect_s / max(1, opening.connected) * 1000
+            elif key == "connect_cpu_ms_per_conn":
+                entry[key] = opening.server_ms_per_conn
             else:
                 values = [v for v in (_metric(r, key) for r in valid) if not math.isnan(v)]
                 entry[key] = statistics.median(values) if values else math.nan
@@ -757,6 +770,15 @@ def report(results: list[RoundResult], openings: dict[str, Opening], args: argpa
         " together during the phase. memory: (RSS with the idle clients - RSS before) / clients, KB = 1000 bytes,"
         " measured once per server, on a fresh process after a small warm-up"
     )
+    for name in names:
+        offered, capacity = args.rate * openings[name].connected, summary[name]["flood_rate"]
+        if capacity and offered > 0.9 * capacity:
+            print(
+                f"  NOTE: {name}: the latency phase offers {offered:,.0f} deliveries/s, {offered / capacity:.0%} of"
+                f" its maximum ({capacity:,.0f}/s; server {summary[name]['lat_server_cores']:.2f} cores at the rate):"
+                " it is saturated, its queues grow for the whole phase, and its latency grows with --messages"
+                " rather than settling (try --rate lower to see its unsaturated latency)"
+            )
     disturbed = [r for r in results if r.disturbed]
     if disturbed:
         print(
@@ -955,7 +977,9 @@ def main(argv: list[str] | None = None) -> int:
         out.update(
             {
                 "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                "openings": {name: vars(o) for name, o in openings.items()},
+                "openings": {
+                    name: vars(o) | {"server_ms_per_conn": o.server_ms_per_conn} for name, o in openings.items()
+                },
                 "runs": [vars(r) | {"valid": r.valid, "disturbed": r.disturbed} for r in results],
             }
         )

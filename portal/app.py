@@ -31,6 +31,7 @@ from portal.core.presence import create_presence
 from portal.core.ratelimit import RateLimiter, RateLimitMiddleware
 from portal.core.services import Services
 from portal.core.ws import WsSlots
+from portal.remote.setup import install_remote
 from portal.stats.router import router as stats_router
 from portal.web.router import mount_static
 from portal.web.router import router as web_router
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (profile_router, accounts_router, users_router, activity_router, stats_router, web_router):
         app.include_router(router)
     install_chat(app, settings, services)
+    install_remote(app, settings, services)
     mount_static(app, settings)
 
     app.add_middleware(BodyLimitMiddleware, overrides=services.body_limits)

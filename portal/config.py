@@ -48,6 +48,17 @@ class Settings(BaseSettings):
             "any user could then make the portal call services on those local ports."
         ),
     )
+    remote_allow_private: bool = Field(
+        default=True, description="users' connections may reach private networks (the point of remote access)"
+    )
+    remote_allow_loopback: bool = Field(
+        default=False,
+        description="users' connections may reach the portal host itself (127.0.0.0/8, ::1); admin services always may",
+    )
+    terminal_shells: str = Field(
+        default="/bin/bash,/bin/sh,/usr/bin/bash,/usr/bin/zsh,/usr/bin/fish",
+        description="shells an admin may open in a local terminal (those that exist on the host)",
+    )
     cookie_secure: bool | None = None
     log_level: str = "info"
 

@@ -112,6 +112,8 @@ class PortalServer:
             "PORTAL_RATE_LIMIT_AUTH": "100000/minute",
             "PORTAL_RATE_LIMIT_API": "100000/minute",
             "PORTAL_LOG_LEVEL": "warning",
+            # the test peers (sshd, VNC, echo servers) listen on 127.0.0.1
+            "PORTAL_REMOTE_ALLOW_LOOPBACK": "true",
             **self.shared.env(),
             **self.extra_env,
         }

@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import re
 
-KNOWN_AREAS = ("profile", "tokens", "keys", "users", "activity", "audit", "chat", "moderation")
+KNOWN_AREAS = (
+    "profile",
+    "tokens",
+    "keys",
+    "users",
+    "activity",
+    "audit",
+    "chat",
+    "moderation",
+    "services",
+    "connections",
+    "ssh_keys",
+)
 _SCOPE = re.compile(r"^[a-z][a-z0-9_-]*(:(read|write|\*))?$")
 
 

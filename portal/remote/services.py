@@ -174,7 +174,7 @@ async def probe(targets: RemoteTargets, service: Service, keyring: Keyring) -> d
         finally:
             writer.close()
     except (TimeoutError, OSError, ApiError, ValueError) as exc:
-        reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else (getattr(exc, "message", None) or str(exc))
+        reason = "timed out" if isinstance(exc, TimeoutError) else (getattr(exc, "message", None) or str(exc))
         return {"healthy": False, "latency_ms": None, "detail": f"unreachable: {reason}"[:200]}
     return {"healthy": True, "latency_ms": round((time.perf_counter() - started) * 1000), "detail": detail}
 

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-APT_PACKAGES := chromium wrk oathtool fonts-dejavu-core
+APT_PACKAGES := chromium wrk oathtool fonts-dejavu-core openssh-server openssh-client xvfb x11vnc x11-xserver-utils
 export PORTAL_DATA_DIR ?= ./data
 
 .PHONY: run test test-sqlite test-postgres lint deps system-deps js-deps bench clean

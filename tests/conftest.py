@@ -11,6 +11,8 @@ import pytest
 
 from tests.portal_server import PortalServer
 
+pytest_plugins = ["tests.peers.fixtures"]
+
 
 @dataclass
 class UserClient:

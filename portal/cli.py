@@ -48,6 +48,10 @@ def serve(
         log_level=settings.log_level,
         server_header=False,
         ws_max_size=1024 * 1024,
+        # uvicorn's sans-I/O protocol plus direct writes of pre-encoded frames for chat fan-out;
+        # no permessage-deflate (per-connection compressor state: no encode-once, tens of KB each)
+        ws="portal.core.ws_protocol:PortalWebSocketProtocol",
+        ws_per_message_deflate=False,
     )
 
 

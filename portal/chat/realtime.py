@@ -1,9 +1,10 @@
 """Delivery of chat events to connected sockets, across processes.
 
 Events are serialised once by the publisher and travel through the hub as text; each process
-fans them out to its own sockets joined to the channel, skipping sockets whose user blocked the
-sender. Anonymous messages carry a second rendering for the author's own sockets (with their
-``user_id``), since everyone else must not learn who wrote them.
+frames each event once (one WebSocket frame for all its recipients) and fans it out to its own
+sockets joined to the channel, skipping sockets whose user blocked the sender. Anonymous messages
+carry a second rendering for the author's own sockets (with their ``user_id``), since everyone
+else must not learn who wrote them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from portal.core.hub import Hub
 from portal.core.presence import Presence
-from portal.core.ws import Outbox, dumps
+from portal.core.ws import Outbox, dumps, text_frame
 
 ALL_TOPIC = "chat:all"
 ONLINE_KEY = "chat"
@@ -43,10 +44,11 @@ class ChatSocket:
     blocked: set[int] = field(default_factory=set)
     channels: dict[int, str] = field(default_factory=dict)  # joined channel id -> name
 
-    def deliver(self, text: str, own: str | None, sender: int | None) -> None:
+    def deliver(self, frame: bytes, own: bytes | None, sender: int | None) -> None:
+        """Send an event already framed (:func:`text_frame`); ``own`` is the author's rendering."""
         if sender is not None and sender in self.blocked:
             return
-        self.outbox.send_text(own if own is not None and sender == self.user_id else text)
+        self.outbox.send_frame(own if own is not None and sender == self.user_id else frame)
 
 
 class ChatRealtime:
@@ -155,9 +157,12 @@ class ChatRealtime:
         else:
             targets = [s for socks in self._by_user.values() for s in socks]
         internal = event.get("e") if str(event.get("e", {}).get("type", "")).startswith("_") else None
-        for sock in list(targets):
-            if internal is not None:
-                if self.on_internal is not None:
+        if internal is not None:
+            if self.on_internal is not None:
+                for sock in list(targets):
                     await self.on_internal(sock, internal)
-                continue
-            sock.deliver(text, own, sender)
+            return
+        frame = text_frame(text.encode())
+        own_frame = text_frame(own.encode()) if own is not None else None
+        for sock in list(targets):
+            sock.deliver(frame, own_frame, sender)

@@ -179,6 +179,9 @@ class RateLimitMiddleware:
             await _reject(scope, receive, send, result)
             return
 
+        if scope["type"] == "websocket":  # the headers are for HTTP responses: leave WebSocket sends alone
+            await self.app(scope, receive, send)
+            return
         extra = result.headers()
 
         async def send_with_headers(message: Message) -> None:

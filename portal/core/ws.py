@@ -1,8 +1,10 @@
 """WebSocket plumbing shared by every real-time endpoint.
 
-- :class:`Outbox`: each socket has one writer task draining a bounded queue, so a slow client
-  never blocks whoever is broadcasting; a client that falls ``max_pending`` frames behind is
-  closed with 1013 (try again later).
+- :class:`Outbox`: a bounded outgoing queue per socket, so a slow client never blocks whoever is
+  broadcasting; a client that falls ``max_pending`` frames behind is closed with 1013 (try again
+  later). Under ``portal serve`` frames are written straight to the socket (see
+  :mod:`portal.core.ws_protocol`): no task per socket, and one encoding per event for all its
+  recipients (:meth:`Outbox.send_frame`). Elsewhere one writer task per socket sends through ASGI.
 - :class:`HandlerTable`: client frames are JSON objects with a ``type``; each type has a Pydantic
   schema and a handler. Bad frames (invalid JSON, unknown type, invalid fields, oversize) are
   answered with ``{"type": "error", ...}`` and the connection stays usable.
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocket, WebSocketState
 
 from portal.core.errors import ApiError, validation_message
+from portal.core.ws_protocol import DIRECT_EXTENSION, DirectWriter, WriterClosed, frame_payload, text_frame
 
 CLOSE_TOO_SLOW = 1013
 CLOSE_POLICY = 1008
@@ -33,60 +36,149 @@ def dumps(obj: Any) -> str:
 
 
 class Outbox:
-    """A bounded outgoing queue with one writer task."""
+    """A bounded outgoing queue: written straight to the socket when the server offers the
+    ``portal.ws.direct`` extension, else drained by one writer task through ASGI.
+
+    Direct path: a frame is written at once when nothing is queued and the transport accepts
+    writes; otherwise it waits in the queue, drained when the transport resumes writing. A close
+    clears the queue and sends the close frame through ASGI from one task, after every frame
+    already written. Once the connection is closing or lost, frames are dropped; frames the
+    client sent before it closed are still read (uvicorn then reports the disconnect).
+    """
 
     def __init__(self, websocket: WebSocket, max_pending: int = 1000) -> None:
         self.websocket = websocket
         self.max_pending = max_pending
-        self._queue: deque[str] = deque()
-        self._wakeup = asyncio.Event()
+        # str (text) or bytes (a whole frame from text_frame); the direct path queues frames only
+        self._queue: deque[str | bytes] = deque()
         self._closing: tuple[int, str] | None = None
+        self._stopped = False  # nothing more is sent: a close was requested, the peer is gone or stop()
         self._task: asyncio.Task[None] | None = None
+        extensions = websocket.scope.get("extensions") or {}
+        direct = extensions.get(DIRECT_EXTENSION)
+        self._direct: DirectWriter | None = direct if isinstance(direct, DirectWriter) else None
+        self._wakeup: asyncio.Event | None = None
+        if self._direct is not None:
+            self._direct.on_resume(self._drain)
+        else:
+            self._wakeup = asyncio.Event()
+
+    @property
+    def direct(self) -> bool:
+        """Frames go straight to the socket (no writer task)."""
+        return self._direct is not None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._write(), name="ws-writer")
+        if self._direct is None:
+            self._task = asyncio.create_task(self._write(), name="ws-writer")
 
     @property
     def closed(self) -> bool:
         return self._closing is not None
 
+    def send_frame(self, frame: bytes) -> bool:
+        """Send a whole text frame (:func:`text_frame`, may be shared by many sockets); False when
+        the client is too slow (the connection is then being closed) or gone."""
+        if self._stopped:
+            return False
+        direct = self._direct
+        if direct is not None and not self._queue:
+            try:
+                if direct.write(frame):
+                    return True
+            except WriterClosed:
+                self._gone()
+                return False
+        return self._enqueue(frame)
+
     def send_text(self, text: str) -> bool:
-        """Queue a frame; False (and the connection is being closed) when the client is too slow."""
-        if self._closing is not None:
+        """Send a text frame; False when the client is too slow (the connection is then being
+        closed) or gone."""
+        if self._direct is not None:
+            return self.send_frame(text_frame(text.encode()))
+        if self._stopped:
             return False
-        if len(self._queue) >= self.max_pending:
-            self.close(CLOSE_TOO_SLOW, "client too slow: outgoing queue full")
-            return False
-        self._queue.append(text)
-        self._wakeup.set()
-        return True
+        return self._enqueue(text)
 
     def send(self, obj: Any) -> bool:
         return self.send_text(dumps(obj))
 
+    def _enqueue(self, item: str | bytes) -> bool:
+        if len(self._queue) >= self.max_pending:
+            self.close(CLOSE_TOO_SLOW, "client too slow: outgoing queue full")
+            return False
+        self._queue.append(item)
+        if self._wakeup is not None:
+            self._wakeup.set()
+        return True
+
     def close(self, code: int, reason: str = "") -> None:
         if self._closing is None:
             self._closing = (code, reason)
+            self._stopped = True
             self._queue.clear()
-            self._wakeup.set()
+            if self._direct is not None:
+                self._direct.on_resume(None)
+                self._task = asyncio.create_task(self._close(), name="ws-close")
+            elif self._wakeup is not None:
+                self._wakeup.set()
+
+    def _gone(self) -> None:
+        """Direct path: the connection is closing or lost; uvicorn reports the disconnect to the
+        reader, which may first finish the frames the client sent before closing."""
+        self._stopped = True
+        self._queue.clear()
+        if self._direct is not None:
+            self._direct.on_resume(None)
+
+    def _drain(self) -> None:
+        """Direct path: the transport resumed writing; write what waited, until paused again."""
+        direct, queue = self._direct, self._queue
+        if direct is None:
+            return
+        try:
+            while queue and not self._stopped:
+                frame = queue[0]
+                if not direct.write(frame if isinstance(frame, bytes) else text_frame(frame.encode())):
+                    return
+                queue.popleft()
+        except WriterClosed:
+            self._gone()
+
+    async def _close(self) -> None:
+        """Direct path: the close frame, through ASGI (uvicorn runs the closing handshake)."""
+        ws = self.websocket
+        try:
+            if self._closing is not None and ws.application_state == WebSocketState.CONNECTED:
+                await ws.close(*self._closing)
+        except Exception:  # the peer went away meanwhile: the reader loop notices and cleans up
+            return
 
     async def _write(self) -> None:
         ws = self.websocket
+        wakeup = self._wakeup
+        assert wakeup is not None
         try:
             while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
+                await wakeup.wait()
+                wakeup.clear()
                 while self._queue and self._closing is None:
-                    await ws.send_text(self._queue.popleft())
+                    item = self._queue.popleft()
+                    await ws.send_text(item if isinstance(item, str) else frame_payload(item).decode())
                 if self._closing is not None:
                     if ws.application_state == WebSocketState.CONNECTED:
                         await ws.close(*self._closing)
                     return
         except Exception:  # the peer went away mid-send: the reader loop notices and cleans up
             self._closing = self._closing or (1006, "send failed")
+            self._stopped = True
 
     async def stop(self, grace: float = 1.0) -> None:
-        """Stop the writer; a close already requested gets ``grace`` seconds to reach the client."""
+        """Stop sending; a close already requested gets ``grace`` seconds to reach the client."""
+        self._stopped = True
+        if self._direct is not None:
+            self._direct.on_resume(None)
+            self._queue.clear()
         if self._task and not self._task.done() and self._closing is not None:
             with contextlib.suppress(asyncio.TimeoutError, Exception):
                 await asyncio.wait_for(asyncio.shield(self._task), grace)

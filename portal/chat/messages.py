@@ -7,6 +7,7 @@ protocol, so REST and WebSocket speak the same language.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,6 +64,9 @@ def author_fields(user: User | UserSnapshot | None, username: str, anonymous: bo
     }
 
 
+BLOCKED_AUTHOR = "Blocked user"
+
+
 def preview_of(text: str) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
@@ -86,6 +90,7 @@ class MessageRenderer:
         reactions: dict[str, list[str]] | None = None,
         pinned: bool = False,
         own: bool = False,
+        blocked: Collection[int] = (),
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": "message",
@@ -104,7 +109,9 @@ class MessageRenderer:
         }
         if own and message.anonymous:
             body["user_id"] = message.user_id
-        if reply is not None:
+        if reply is not None and reply.user_id is not None and reply.user_id in blocked:
+            body["reply_preview"] = {"id": reply.id, "username": BLOCKED_AUTHOR, "message": "", "blocked": True}
+        elif reply is not None:
             body["reply_preview"] = {
                 "id": reply.id,
                 "username": ANONYMOUS if reply.anonymous else reply.username,
@@ -174,8 +181,10 @@ async def render_many(
     *,
     channel_name: str,
     viewer_id: int,
+    blocked: Collection[int] = (),
 ) -> list[dict[str, Any]]:
-    """Protocol dicts for a list of rows, with reactions, reply previews and pin flags."""
+    """Protocol dicts for a list of rows, with reactions, reply previews and pin flags; previews
+    of messages by users the viewer blocked are masked."""
     ids = [m.id for m in messages]
     reply_ids = {m.reply_to for m in messages if m.reply_to}
     replies = {}
@@ -202,6 +211,7 @@ async def render_many(
             reactions=reactions.get(m.id),
             pinned=m.id in pinned,
             own=m.user_id == viewer_id,
+            blocked=blocked,
         )
         for m in messages
     ]

@@ -44,11 +44,18 @@ class ChatSocket:
     blocked: set[int] = field(default_factory=set)
     channels: dict[int, str] = field(default_factory=dict)  # joined channel id -> name
 
-    def deliver(self, frame: bytes, own: bytes | None, sender: int | None) -> None:
-        """Send an event already framed (:func:`text_frame`); ``own`` is the author's rendering."""
+    def deliver(
+        self, frame: bytes, own: bytes | None, sender: int | None, masked: tuple[int, bytes] | None = None
+    ) -> None:
+        """Send an event already framed (:func:`text_frame`); ``own`` is the author's rendering,
+        ``masked`` (user id, frame) the rendering for those who blocked the user it quotes."""
         if sender is not None and sender in self.blocked:
             return
-        self.outbox.send_frame(own if own is not None and sender == self.user_id else frame)
+        if own is not None and sender == self.user_id:
+            frame = own
+        elif masked is not None and masked[0] in self.blocked:
+            frame = masked[1]
+        self.outbox.send_frame(frame)
 
 
 class ChatRealtime:
@@ -62,11 +69,19 @@ class ChatRealtime:
 
     # -- publishing ----------------------------------------------------------------------------
     async def to_channel(
-        self, channel_id: int, event: dict[str, Any], *, sender: int | None = None, own: dict[str, Any] | None = None
+        self,
+        channel_id: int,
+        event: dict[str, Any],
+        *,
+        sender: int | None = None,
+        own: dict[str, Any] | None = None,
+        masked: tuple[int, dict[str, Any]] | None = None,
     ) -> None:
-        await self.hub.publish(
-            channel_topic(channel_id), {"p": dumps(event), "o": dumps(own) if own else None, "s": sender}
-        )
+        """``masked`` is (quoted user id, event) for sockets whose user blocked the quoted user."""
+        payload: dict[str, Any] = {"p": dumps(event), "o": dumps(own) if own else None, "s": sender}
+        if masked is not None:
+            payload["m"] = [masked[0], dumps(masked[1])]
+        await self.hub.publish(channel_topic(channel_id), payload)
 
     async def to_user(self, user_id: int, event: dict[str, Any]) -> None:
         await self.hub.publish(user_topic(user_id), {"p": dumps(event), "o": None, "s": None, "e": event})
@@ -164,5 +179,6 @@ class ChatRealtime:
             return
         frame = text_frame(text.encode())
         own_frame = text_frame(own.encode()) if own is not None else None
+        masked = (int(event["m"][0]), text_frame(event["m"][1].encode())) if event.get("m") else None
         for sock in list(targets):
-            sock.deliver(frame, own_frame, sender)
+            sock.deliver(frame, own_frame, sender, masked)

@@ -12,6 +12,7 @@ from portal.accounts.deps import require_scope
 from portal.accounts.principal import Principal
 from portal.accounts.roles import Role
 from portal.activity.service import record_audit
+from portal.blocks import service as blocks
 from portal.chat import channels as chans
 from portal.chat import messages as msgs
 from portal.chat.models import Channel, ChannelMember
@@ -243,9 +244,15 @@ async def get_thread(message_id: int, request: Request, principal: Reader, sessi
     """The reply chain ending at the message, oldest first (at most 20)."""
     message = await msgs.get_message(session, message_id)
     access = await chans.access_channel_by_id(session, principal, message.channel_id)
-    chain = await msgs.thread(session, message)
+    blocked = await blocks.blocked_ids(session, principal.user_id)
+    chain = [m for m in await msgs.thread(session, message) if m.user_id is None or m.user_id not in blocked]
     rendered = await msgs.render_many(
-        session, chat_of(request).renderer, chain, channel_name=access.channel.name, viewer_id=principal.user_id
+        session,
+        chat_of(request).renderer,
+        chain,
+        channel_name=access.channel.name,
+        viewer_id=principal.user_id,
+        blocked=blocked,
     )
     return {"messages": rendered}
 

@@ -125,7 +125,13 @@ class Chat:
         await session.commit()
         event = self.renderer.render(message, principal.user, channel_name=access.channel.name, reply=reply)
         own = {**event, "user_id": principal.user_id} if message.anonymous else None
-        await self.realtime.to_channel(access.channel.id, event, sender=principal.user_id, own=own)
+        masked = None
+        if reply is not None and reply.user_id is not None and reply.user_id != principal.user_id:
+            hidden = self.renderer.render(
+                message, principal.user, channel_name=access.channel.name, reply=reply, blocked={reply.user_id}
+            )
+            masked = (reply.user_id, hidden)
+        await self.realtime.to_channel(access.channel.id, event, sender=principal.user_id, own=own, masked=masked)
         return event
 
     # -- changing messages ---------------------------------------------------------------------

@@ -48,6 +48,7 @@ class ChatCtx:
     principal: Principal
     sock: ChatSocket
     typing_sent: dict[int, float] = field(default_factory=dict)
+    silent: set[int] = field(default_factory=set)  # joined channels the user may not post in
 
     def reply(self, obj: dict[str, Any]) -> None:
         self.sock.outbox.send(obj)
@@ -157,6 +158,8 @@ async def on_join(ctx: ChatCtx, frame: JoinFrame) -> None:
         if channel.id not in ctx.sock.channels and len(ctx.sock.channels) >= MAX_JOINED:
             raise FrameError(f"At most {MAX_JOINED} channels joined at once")
         first = await ctx.chat.realtime.join(ctx.sock, channel.id, channel.name)
+        can_send = channel.mode == "open" or chans.can_moderate(ctx.principal, access)
+        (ctx.silent.discard if can_send else ctx.silent.add)(channel.id)
         ctx.reply(
             {
                 "type": "channel_info",
@@ -168,7 +171,7 @@ async def on_join(ctx: ChatCtx, frame: JoinFrame) -> None:
                 "mode": channel.mode,
                 "is_default": channel.is_default,
                 "can_moderate": chans.can_moderate(ctx.principal, access),
-                "can_send": channel.mode == "open" or chans.can_moderate(ctx.principal, access),
+                "can_send": can_send,
             }
         )
         await _send_history(ctx, session, channel.id, channel.name, None, 50)
@@ -194,7 +197,7 @@ async def _send_history(
 ) -> None:
     rows = await msgs.history(session, channel_id, blocked=ctx.sock.blocked, before_id=before_id, limit=limit)
     rendered = await msgs.render_many(
-        session, ctx.chat.renderer, rows, channel_name=name, viewer_id=ctx.principal.user_id
+        session, ctx.chat.renderer, rows, channel_name=name, viewer_id=ctx.principal.user_id, blocked=ctx.sock.blocked
     )
     ctx.reply(
         {
@@ -293,6 +296,8 @@ async def on_mark_read(ctx: ChatCtx, frame: MessageIdFrame) -> None:
 @table.handler("typing", TypingFrame)
 async def on_typing(ctx: ChatCtx, frame: TypingFrame) -> None:
     channel_id = ctx.joined_id(frame.channel)
+    if channel_id in ctx.silent:
+        raise FrameError("This channel is read-only", channel=frame.channel)
     now = time.monotonic()
     if now - ctx.typing_sent.get(channel_id, 0.0) < TYPING_INTERVAL:
         return

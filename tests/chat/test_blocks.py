@@ -120,3 +120,30 @@ def test_unread_counts_leave_out_blocked_authors(
     assert unread() == 1
     assert me.delete(f"/api/blocks/{pest.id}").json() == {"success": True}
     assert unread() == 3
+
+
+def test_reply_previews_of_blocked_users_are_masked(
+    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
+) -> None:
+    name = channel()["name"]
+    me, pest, friend = make_user(), make_user(), make_user()
+    m, p, f = ws(me), ws(pest), ws(friend)
+    for client in (m, p, f):
+        client.join(name)
+    quoted = p.say(name, "something rude")
+    assert me.post(f"/api/blocks/{pest.id}").json() == {"success": True}
+    m.ping()
+    reply = f.say(name, "replying to the pest", reply_to=quoted["id"])
+    assert reply["reply_preview"]["message"] == "something rude"  # the friend sees the quote
+    live = m.recv_until("message", message="replying to the pest")
+    assert live["reply_preview"] == {"id": quoted["id"], "username": "Blocked user", "message": "", "blocked": True}
+    assert p.recv_until("message", message="replying to the pest")["reply_preview"]["message"] == "something rude"
+    history = {msg["id"]: msg for msg in ws(me).join(name)["history"]["messages"]}
+    assert history[reply["id"]]["reply_preview"]["blocked"] is True
+    assert "something rude" not in str(history)
+    thread = me.get(f"/api/chat/thread/{reply['id']}").json()["messages"]
+    assert [t["id"] for t in thread] == [reply["id"]] and "something rude" not in str(thread)
+    assert [t["id"] for t in friend.get(f"/api/chat/thread/{reply['id']}").json()["messages"]] == [
+        quoted["id"],
+        reply["id"],
+    ]

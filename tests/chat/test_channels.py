@@ -109,6 +109,12 @@ def test_readonly_channel_refuses_users_but_not_moderators(
     assert cm.say(name, "channel mod note")["user_id"] == chan_mod.id
     assert u.recv_until("message", message="announcement")["role"] == "moderator"
     u.assert_no_frame("message", message="may I?")
+    # nor can they pretend to be typing there; moderators can
+    u.send_json({"type": "typing", "channel": name})
+    assert u.recv_error()["message"] == "This channel is read-only"
+    gm.assert_no_frame("typing", user_id=user.id)
+    cm.send_json({"type": "typing", "channel": name})
+    assert gm.recv_until("typing", user_id=chan_mod.id)["channel"] == name
 
 
 def test_unread_count_follows_mark_read(

@@ -36,7 +36,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,8 @@ if str(ROOT) not in sys.path:  # script form: import ``portal`` and ``tests`` fr
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.harness import LOOPBACK, BareServer, BenchError, run_with_portal_and_bare  # noqa: E402
+
 if TYPE_CHECKING:
     from tests.portal_server import PortalServer
 
@@ -59,13 +60,7 @@ RATE_OVERRIDES = {
     "PORTAL_RATE_LIMIT_API": "100000000/minute",
     "PORTAL_RATE_LIMIT_AUTH": "100000000/minute",
 }
-LOOPBACK = "127.0.0.1"
-START_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 10.0
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot run (missing tool, a target that does not answer as expected)."""
 
 
 # -- wrk ---------------------------------------------------------------------------------------------------------
@@ -149,56 +144,6 @@ def run_wrk(
     if proc.returncode != 0:
         raise BenchError(f"wrk failed ({proc.returncode}) on {target}:\n{proc.stdout}\n{proc.stderr}")
     return parse_wrk(proc.stdout, target, round_no)
-
-
-# -- the baseline server -----------------------------------------------------------------------------------------
-class BareServer:
-    """``bench/bare_app.py`` in its own uvicorn process."""
-
-    def __init__(self) -> None:
-        from tests.portal_server import free_port
-
-        self.port = free_port()
-        self.base_url = f"http://{LOOPBACK}:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
-
-    def start(self) -> BareServer:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.bare_app", "--port", str(self.port)],
-            cwd=ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"bare app exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.base_url + "/bare", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise BenchError(f"bare app did not start in {START_TIMEOUT}s:\n{self.log()}")
-
-    def log(self) -> str:
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
 
 
 # -- setup and checks --------------------------------------------------------------------------------------------
@@ -599,9 +544,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wrk = find_wrk()
     os.environ["PORTAL_TEST_BACKEND"] = args.backend  # PortalServer/SharedBackend read it when created
-
-    from tests.portal_server import PortalServer
-
     cpus = os.cpu_count()
     print(
         f"auth throughput benchmark: backend={args.backend}, {args.rounds} rounds x {args.duration:g} s per target,"
@@ -609,74 +551,62 @@ def main(argv: list[str] | None = None) -> int:
         f" load average {os.getloadavg()[0]:.2f} at start",
         flush=True,
     )
+    return run_with_portal_and_bare(RATE_OVERRIDES, lambda portal, bare: run_benchmark(args, wrk, portal, bare))
 
-    portal = PortalServer(env=dict(RATE_OVERRIDES))
-    bare = BareServer()
-    try:
-        try:
-            portal.start(timeout=START_TIMEOUT)
-        except RuntimeError as exc:
-            raise BenchError(str(exc)) from exc
-        bare.start()
-        print(
-            f"  portal {portal.base_url} (pid {portal.proc.pid if portal.proc else '?'}),"
-            f" bare {bare.base_url} (pid {bare.proc.pid if bare.proc else '?'})",
-            flush=True,
-        )
-        targets, base_url = prepare_targets(portal, bare)
-        results = measure_throughput(
-            wrk,
-            targets,
-            rounds=args.rounds,
-            duration=args.duration,
-            warmup=args.warmup,
-            connections=args.connections,
-            backing=args.backend == "postgres",
-            wait_quiet=args.wait_quiet,
-        )
-        summary = report_throughput(results, [t.name for t in targets], args.rounds)
-        all_valid = all(r.valid for r in results)
-        report: dict[str, object] = {
-            "backend": args.backend,
-            "rounds": args.rounds,
-            "duration": args.duration,
-            "connections": args.connections,
-            "throughput": summary,
+
+def run_benchmark(args: argparse.Namespace, wrk: str, portal: PortalServer, bare: BareServer) -> int:
+    """One run against the started servers; returns the exit status (0, or 2 when a run was invalid)."""
+    print(
+        f"  portal {portal.base_url} (pid {portal.proc.pid if portal.proc else '?'}),"
+        f" bare {bare.base_url} (pid {bare.proc.pid if bare.proc else '?'})",
+        flush=True,
+    )
+    targets, base_url = prepare_targets(portal, bare)
+    results = measure_throughput(
+        wrk,
+        targets,
+        rounds=args.rounds,
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+        backing=args.backend == "postgres",
+        wait_quiet=args.wait_quiet,
+    )
+    summary = report_throughput(results, [t.name for t in targets], args.rounds)
+    all_valid = all(r.valid for r in results)
+    report: dict[str, object] = {
+        "backend": args.backend,
+        "rounds": args.rounds,
+        "duration": args.duration,
+        "connections": args.connections,
+        "throughput": summary,
+    }
+
+    if not args.skip_logins:
+        if args.wait_quiet > 0:
+            wait_for_quiet(args.wait_quiet)
+        logins = measure_logins(base_url, portal.admin_user, portal.admin_password, args.logins)
+        verify = measure_verify(portal.admin_password, args.logins)
+        print()
+        print(f"  {'latency (ms)':<34}{'n':>4}{'median':>10}{'p95':>10}{'min':>10}{'max':>10}")
+        report_latency("POST /api/token (HTTP, sequential)", logins, LOGIN_TARGET_MS)
+        report_latency("argon2id verify alone (in-process)", verify, None)
+        report["login_ms"] = {
+            "median": statistics.median(logins),
+            "p95": percentile(logins, 95),
+            "all": [round(t, 1) for t in logins],
         }
-
-        if not args.skip_logins:
-            if args.wait_quiet > 0:
-                wait_for_quiet(args.wait_quiet)
-            logins = measure_logins(base_url, portal.admin_user, portal.admin_password, args.logins)
-            verify = measure_verify(portal.admin_password, args.logins)
-            print()
-            print(f"  {'latency (ms)':<34}{'n':>4}{'median':>10}{'p95':>10}{'min':>10}{'max':>10}")
-            report_latency("POST /api/token (HTTP, sequential)", logins, LOGIN_TARGET_MS)
-            report_latency("argon2id verify alone (in-process)", verify, None)
-            report["login_ms"] = {
-                "median": statistics.median(logins),
-                "p95": percentile(logins, 95),
-                "all": [round(t, 1) for t in logins],
-            }
-            report["verify_ms"] = {
-                "median": statistics.median(verify),
-                "p95": percentile(verify, 95),
-                "all": [round(t, 1) for t in verify],
-            }
-        print(f"\n  load average {os.getloadavg()[0]:.2f} at the end (other processes on this machine disturb the rps)")
-        report["loadavg_end"] = os.getloadavg()[0]
-        if args.json:
-            args.json.write_text(json.dumps(report, indent=2) + "\n")
-            print(f"\n  results written to {args.json}")
-        return 0 if all_valid else 2
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if portal.proc is not None:
-            print(f"--- portal log ---\n{portal.log()[-4000:]}", file=sys.stderr)
-        return 1
-    finally:
-        bare.stop()
-        portal.stop()
+        report["verify_ms"] = {
+            "median": statistics.median(verify),
+            "p95": percentile(verify, 95),
+            "all": [round(t, 1) for t in verify],
+        }
+    print(f"\n  load average {os.getloadavg()[0]:.2f} at the end (other processes on this machine disturb the rps)")
+    report["loadavg_end"] = os.getloadavg()[0]
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\n  results written to {args.json}")
+    return 0 if all_valid else 2
 
 
 if __name__ == "__main__":

@@ -56,7 +56,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -70,14 +69,14 @@ if str(ROOT) not in sys.path:  # script form: import ``portal``, ``tests`` and `
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
+from bench.harness import LOOPBACK, BaselineServer, BenchError, start_portal  # noqa: E402
+
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from tests.portal_server import PortalServer, SharedBackend
 
-LOOPBACK = "127.0.0.1"
 CHANNEL = "general"
-START_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 30.0
 LATENCY_RATIO_TARGET = 3.0  # portal p99 <= 3x baseline p99
 THROUGHPUT_RATIO_TARGET = 0.5  # portal deliveries/s >= 0.5x baseline
@@ -90,10 +89,6 @@ PORTAL_ENV = {
     "PORTAL_RATE_LIMIT_AUTH": "100000000/minute",
     "PORTAL_WS_MAX_PER_USER": "100",
 }
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot run (a server that does not start, connections that cannot be opened, ...)."""
 
 
 def check_loopback(host: str) -> None:
@@ -181,51 +176,6 @@ class ClientPool:
 
 
 # -- servers ------------------------------------------------------------------------------------------------------
-class BaselineServer:
-    """``bench/chat_baseline_server.py`` in its own process."""
-
-    def __init__(self) -> None:
-        from tests.portal_server import free_port
-
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
-
-    def start(self) -> BaselineServer:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.chat_baseline_server", "--port", str(self.port)],
-            cwd=ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"baseline server exited with {self.proc.returncode}:\n{self.log()}")
-            if b"ready" in self._read_log():
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise BenchError(f"baseline server did not start in {START_TIMEOUT}s:\n{self.log()}")
-
-    def _read_log(self) -> bytes:
-        self._log.seek(0)
-        return self._log.read()
-
-    def log(self) -> str:
-        return self._read_log().decode(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-
 @dataclass
 class Target:
     """A running server the clients connect to; its connections are the worker group ``name``."""
@@ -870,15 +820,26 @@ class Servers:
         self.portal: PortalServer | None = None
         self.baseline: BaselineServer | None = None
 
+    def create_users(self, count: int) -> list[str]:
+        """Create ``count`` users on a portal of its own (stopped again) and return their JWTs.
+
+        Every portal of the run shares its data dir and secret key, so the JWTs stay valid.
+        """
+        from tests.portal_server import PortalServer, SharedBackend
+
+        self.shared = SharedBackend("sqlite")
+        setup = start_portal(PortalServer(shared=self.shared, env=dict(PORTAL_ENV)))
+        try:
+            return make_users(setup, count)
+        finally:
+            setup.stop()
+
     def start_portal(self, tokens: list[str]) -> Target:
         from tests.portal_server import PortalServer
 
-        assert self.shared is not None
+        assert self.shared is not None, "create_users first"
         self.portal = PortalServer(shared=self.shared, env=dict(PORTAL_ENV))
-        try:
-            self.portal.start(timeout=START_TIMEOUT)
-        except RuntimeError as exc:
-            raise BenchError(str(exc)) from exc
+        start_portal(self.portal)
         assert self.portal.proc is not None
         return Target("portal", self.portal.port, "/ws/chat", CHANNEL, tokens, self.portal.proc)
 
@@ -926,7 +887,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PORTAL_TEST_BACKEND"] = "sqlite"
 
     from bench.auth_throughput import wait_for_quiet
-    from tests.portal_server import PortalServer, SharedBackend
 
     print(
         f"chat fan-out benchmark: {args.clients} clients in #{CHANNEL}, {args.rounds} rounds, {args.procs} client"
@@ -942,15 +902,9 @@ def main(argv: list[str] | None = None) -> int:
         pool = ClientPool(args.procs, args.client)
         tokens: list[str] = []
         if "portal" in names:
-            servers.shared = SharedBackend("sqlite")
-            setup = PortalServer(shared=servers.shared, env=dict(PORTAL_ENV))
-            setup.start(timeout=START_TIMEOUT)
-            try:
-                started = time.perf_counter()
-                tokens = make_users(setup, args.users)
-                print(f"  {args.users} users created and logged in ({time.perf_counter() - started:.1f} s)")
-            finally:
-                setup.stop()
+            started = time.perf_counter()
+            tokens = servers.create_users(args.users)
+            print(f"  {args.users} users created and logged in ({time.perf_counter() - started:.1f} s)")
         phases = Phases()
         targets: dict[str, Target] = {}
         openings: dict[str, Opening] = {}

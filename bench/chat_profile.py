@@ -22,13 +22,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,9 +33,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import chat_fanout as fan  # noqa: E402
-from bench.profile_me import parse_collapsed, short  # noqa: E402
+from bench.harness import HotSpots, Layers, find_py_spy, print_profile, start_spy, stop_spy  # noqa: E402
 
-LAYERS = [
+LAYERS: Layers = [
     ("portal: Outbox (core/ws.py: queue, writer task)", re.compile(r"(^|/)portal/core/ws\.py")),
     ("portal: chat realtime (fan-out loop, deliver)", re.compile(r"(^|/)portal/chat/realtime\.py")),
     ("portal: chat ws handlers / service / messages", re.compile(r"(^|/)portal/chat/")),
@@ -55,7 +52,7 @@ LAYERS = [
     ("bench (baseline server)", re.compile(r"(^|/)bench/")),
     ("other", re.compile(r".*")),
 ]
-HOT_SPOTS = [
+HOT_SPOTS: HotSpots = [
     ("Outbox._write: writer tasks (everything below: starlette, uvicorn, websockets, write)", ["Outbox._write "]),
     ("  starlette WebSocket.send_text / send", ["send_text (starlette/", "send (starlette/websockets"]),
     ("  rate-limit middleware send wrapper", ["send_with_headers (portal/core/ratelimit.py"]),
@@ -76,65 +73,6 @@ HOT_SPOTS = [
 ]
 
 
-def summarise(text: str, top: int) -> None:
-    every = parse_collapsed(text)
-    stacks = [(frames, count) for frames, count in every if not frames[0][0].startswith("Thread._bootstrap")]
-    others = sum(count for _, count in every) - sum(count for _, count in stacks)
-    total = sum(count for _, count in stacks)
-    if not total:
-        raise fan.BenchError("py-spy recorded no samples of the event loop's thread")
-    inclusive: Counter[str] = Counter()
-    self_time: Counter[str] = Counter()
-    layers: Counter[str] = Counter()
-    for frames, count in stacks:
-        seen = set()
-        for func, path in frames:
-            key = f"{func} ({short(path)})"
-            if key not in seen:
-                inclusive[key] += count
-                seen.add(key)
-        func, path = frames[-1]
-        self_time[f"{func} ({short(path)})"] += count
-        layers[next(name for name, pattern in LAYERS if pattern.search(path))] += count
-    print(f"\n{total} samples of the server's event-loop thread; {others} samples of other threads left out\n")
-    print("by layer of the innermost Python frame (C code is charged to the Python frame that called it):")
-    for name, _ in LAYERS:
-        if layers[name]:
-            print(f"  {100 * layers[name] / total:>6.1f}%  {name}")
-    print("\nhot spots (inclusive: the function is anywhere on the sampled stack):")
-    for label, needles in HOT_SPOTS:
-        count = sum(c for frames, c in stacks if any(any(n in f"{fn} ({p})" for n in needles) for fn, p in frames))
-        if count:
-            print(f"  {100 * count / total:>6.1f}%  {label}")
-    print(f"\ntop {top} by inclusive time:")
-    for key, count in inclusive.most_common(top):
-        print(f"  {100 * count / total:>6.1f}%  {key}")
-    print(f"\ntop {top} by self time:")
-    for key, count in self_time.most_common(top):
-        print(f"  {100 * count / total:>6.1f}%  {key}")
-
-
-def start_spy(py_spy: str, pid: int, rate: int, nonblocking: bool, out: Path) -> subprocess.Popen[bytes]:
-    cmd = [py_spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--output", str(out)]
-    if nonblocking:
-        cmd.append("--nonblocking")
-    spy = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    time.sleep(1.0)  # py-spy attaches
-    if spy.poll() is not None:
-        raise fan.BenchError(f"py-spy exited at once: {spy.stdout.read().decode() if spy.stdout else ''}")
-    return spy
-
-
-def stop_spy(spy: subprocess.Popen[bytes]) -> None:
-    if spy.poll() is None:
-        spy.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
-        try:
-            spy.wait(60)
-        except subprocess.TimeoutExpired:
-            spy.kill()
-            spy.wait()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phase", choices=("max", "rate", "join"), default="max")
@@ -145,16 +83,12 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="also write the collapsed stacks to this file")
     own, rest = parser.parse_known_args()
     args = fan.parse_args([*rest, "--only", own.target])
-    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-    if not py_spy:
-        sys.exit("error: py-spy is not installed; run: .venv/bin/pip install py-spy")
+    py_spy = find_py_spy()
     soft, _ = fan.raise_nofile(fan.NOFILE_WANTED)
     if soft < args.clients + args.warm_clients + 100:
         sys.exit(f"error: the open-file limit is {soft}")
     signal.signal(signal.SIGTERM, fan._terminate)
     os.environ["PORTAL_TEST_BACKEND"] = "sqlite"
-
-    from tests.portal_server import PortalServer, SharedBackend
 
     servers = fan.Servers()
     pool: fan.ClientPool | None = None
@@ -165,13 +99,7 @@ def main() -> int:
         pool = fan.ClientPool(args.procs, args.client)
         tokens: list[str] = []
         if own.target == "portal":
-            servers.shared = SharedBackend("sqlite")
-            setup = PortalServer(shared=servers.shared, env=dict(fan.PORTAL_ENV))
-            setup.start(timeout=fan.START_TIMEOUT)
-            try:
-                tokens = fan.make_users(setup, args.users)
-            finally:
-                setup.stop()
+            tokens = servers.create_users(args.users)
         target = servers.start_portal(tokens) if own.target == "portal" else servers.start_baseline()
         phases = fan.Phases()
         gids = list(range(args.clients))
@@ -204,7 +132,7 @@ def main() -> int:
         text = raw.read_text() if raw.exists() else ""
         if own.keep:
             own.keep.write_text(text)
-        summarise(text, own.top)
+        print_profile(text, own.top, LAYERS, HOT_SPOTS)
         return 0
     except fan.BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -17,6 +17,11 @@ from tests.chat.wsclient import ChatClient, connect
 from tests.conftest import UserClient
 from tests.portal_server import PortalServer
 
+JoinAll = Callable[..., list[ChatClient]]
+"""``join_all(name, *users)``: a socket per user, each joined to channel ``name``."""
+Room = Callable[..., tuple[dict[str, Any], list[ChatClient]]]
+"""``room(*users, **channel_fields)``: a fresh channel and a joined socket per user."""
+
 
 def channel_name(prefix: str = "t") -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
@@ -101,6 +106,30 @@ def channel(root: UserClient) -> Callable[..., dict[str, Any]]:
 
     def make(creator: UserClient | None = None, **fields: Any) -> dict[str, Any]:
         return create_channel(creator or root, **fields)
+
+    return make
+
+
+@pytest.fixture
+def join_all(ws: Callable[..., ChatClient]) -> JoinAll:
+    """Open a socket per user (in order), then join each to the channel ``name``."""
+
+    def open_and_join(name: str, *users: UserClient) -> list[ChatClient]:
+        clients = [ws(user) for user in users]
+        for client in clients:
+            client.join(name)
+        return clients
+
+    return open_and_join
+
+
+@pytest.fixture
+def room(channel: Callable[..., dict[str, Any]], join_all: JoinAll) -> Room:
+    """A fresh channel (``channel_fields`` as for ``channel``) with a joined socket per user, in order."""
+
+    def make(*users: UserClient, **channel_fields: Any) -> tuple[dict[str, Any], list[ChatClient]]:
+        created = channel(**channel_fields)
+        return created, join_all(created["name"], *users)
 
     return make
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-from tests.chat.conftest import assert_api_error
+from tests.chat.conftest import Room, assert_api_error
 from tests.chat.wsclient import ChatClient
 from tests.conftest import UserClient
-
-Channel = dict[str, Any]
 
 
 def test_block_list_over_rest(make_user: Callable[..., UserClient]) -> None:
@@ -31,13 +28,11 @@ def test_block_list_over_rest(make_user: Callable[..., UserClient]) -> None:
 
 
 def test_blocked_users_messages_never_reach_the_blocker(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
+    ws: Callable[..., ChatClient], room: Room, make_user: Callable[..., UserClient]
 ) -> None:
-    name = channel()["name"]
     me, pest, friend = make_user(), make_user(), make_user()
-    m, p, f = ws(me), ws(pest), ws(friend)
-    for client in (m, p, f):
-        client.join(name)
+    created, (m, p, f) = room(me, pest, friend)
+    name = created["name"]
     before = p.say(name, "before the block")
     m.recv_until("message", message="before the block")
     assert me.post(f"/api/blocks/{pest.id}").json() == {"success": True}
@@ -73,14 +68,10 @@ def test_blocked_users_messages_never_reach_the_blocker(
     assert "you can't hear me" in [msg["message"] for msg in ws(me).join(name)["history"]["messages"]]
 
 
-def test_block_and_unblock_over_the_websocket(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
-) -> None:
-    name = channel()["name"]
+def test_block_and_unblock_over_the_websocket(room: Room, make_user: Callable[..., UserClient]) -> None:
     me, pest = make_user(), make_user()
-    m, m2, p = ws(me), ws(me), ws(pest)
-    for client in (m, m2, p):
-        client.join(name)
+    created, (m, m2, p) = room(me, me, pest)
+    name = created["name"]
     m.send_json({"type": "block_user", "user_id": pest.id})
     assert m.recv_until("user_blocked") == {"type": "user_blocked", "user_id": pest.id, "username": pest.username}
     assert [b["id"] for b in me.get("/api/blocks").json()["blocked_users"]] == [pest.id]
@@ -101,14 +92,10 @@ def test_block_and_unblock_over_the_websocket(
     assert me.get("/api/blocks").json() == {"blocked_users": []}
 
 
-def test_unread_counts_leave_out_blocked_authors(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
-) -> None:
-    name = channel()["name"]
+def test_unread_counts_leave_out_blocked_authors(room: Room, make_user: Callable[..., UserClient]) -> None:
     me, pest, friend = make_user(), make_user(), make_user()
-    p, f = ws(pest), ws(friend)
-    for client in (p, f):
-        client.join(name)
+    created, (p, f) = room(pest, friend)
+    name = created["name"]
     assert me.post(f"/api/blocks/{pest.id}").json() == {"success": True}
     p.say(name, "noise")
     p.say(name, "more noise")
@@ -123,13 +110,11 @@ def test_unread_counts_leave_out_blocked_authors(
 
 
 def test_reply_previews_of_blocked_users_are_masked(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
+    ws: Callable[..., ChatClient], room: Room, make_user: Callable[..., UserClient]
 ) -> None:
-    name = channel()["name"]
     me, pest, friend = make_user(), make_user(), make_user()
-    m, p, f = ws(me), ws(pest), ws(friend)
-    for client in (m, p, f):
-        client.join(name)
+    created, (m, p, f) = room(me, pest, friend)
+    name = created["name"]
     quoted = p.say(name, "something rude")
     assert me.post(f"/api/blocks/{pest.id}").json() == {"success": True}
     m.ping()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.chat.conftest import assert_api_error, channel_name, create_channel
+from tests.chat.conftest import JoinAll, assert_api_error, channel_name, create_channel
 from tests.chat.wsclient import ChatClient
 from tests.conftest import UserClient
 
@@ -301,7 +301,7 @@ def test_private_channel_rename_and_delete_are_not_announced_to_outsiders(
 
 
 def test_making_a_channel_private_removes_joined_outsiders(
-    ws: Callable[..., ChatClient],
+    join_all: JoinAll,
     make_user: Callable[..., UserClient],
     channel: Callable[..., Channel],
     root: UserClient,
@@ -311,9 +311,7 @@ def test_making_a_channel_private_removes_joined_outsiders(
     cid, name = created["id"], created["name"]
     member, outsider = make_user(), make_user()
     root.post(f"/api/chat/channels/{cid}/members", json={"user_id": member.id}).raise_for_status()
-    m, o, a = ws(member), ws(outsider), ws(admin)
-    for client in (m, o, a):
-        client.join(name)
+    m, o, a = join_all(name, member, outsider, admin)
     resp = root.put(f"/api/chat/channels/{cid}", json={"visibility": "private"})
     assert resp.status_code == 200 and resp.json()["visibility"] == "private"
     assert o.recv_until("removed_from_channel") == {"type": "removed_from_channel", "channel": name, "channel_id": cid}

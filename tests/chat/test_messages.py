@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.chat.conftest import assert_api_error
+from tests.chat.conftest import JoinAll, Room, assert_api_error
 from tests.chat.wsclient import ChatClient
 from tests.conftest import UserClient
 from tests.timing import fresh_window
@@ -25,17 +25,12 @@ def _iso(value: str) -> datetime:
     return parsed
 
 
-def test_message_frame_carries_author_profile(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
-) -> None:
-    created = channel()
-    name = created["name"]
+def test_message_frame_carries_author_profile(room: Room, make_user: Callable[..., UserClient]) -> None:
     alice, bob = make_user(), make_user()
     alice.put("/api/me/nickname", json={"nickname": "Ali " + alice.username[-3:]}).raise_for_status()
     alice.put("/api/me/avatar", json={"color": "#3b82f6", "emoji": "🚀"}).raise_for_status()
-    a, b = ws(alice), ws(bob)
-    a.join(name)
-    b.join(name)
+    created, (a, b) = room(alice, bob)
+    name = created["name"]
     a.send_json({"type": "message", "channel": name, "message": "Hello!"})
     received = b.recv_until("message")
     echoed = a.recv_until("message")
@@ -130,14 +125,10 @@ def test_anonymous_mode_is_stored_per_message(
     assert (own_history["who am I?"]["anonymous"], own_history["who am I?"]["user_id"]) == (True, ghost.id)
 
 
-def test_anonymous_mode_applies_to_an_open_connection(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
-) -> None:
-    name = channel()["name"]
+def test_anonymous_mode_applies_to_an_open_connection(room: Room, make_user: Callable[..., UserClient]) -> None:
     ghost, watcher = make_user(), make_user()
-    g, w = ws(ghost), ws(watcher)
-    g.join(name)
-    w.join(name)
+    created, (g, w) = room(ghost, watcher)
+    name = created["name"]
     ghost.put("/api/me/anonymous", json={"anonymous": True}).raise_for_status()
     g.send_json({"type": "message", "channel": name, "message": "switched on while connected"})
     seen = w.recv_until("message", message="switched on while connected")
@@ -150,14 +141,10 @@ def test_anonymous_mode_applies_to_an_open_connection(
     assert w.recv_until("message", message="and off again")["user_id"] == ghost.id
 
 
-def test_reply_carries_a_preview_truncated_to_100_chars(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
-) -> None:
-    name = channel()["name"]
+def test_reply_carries_a_preview_truncated_to_100_chars(room: Room, make_user: Callable[..., UserClient]) -> None:
     alice, bob = make_user(), make_user()
-    a, b = ws(alice), ws(bob)
-    a.join(name)
-    b.join(name)
+    created, (a, b) = room(alice, bob)
+    name = created["name"]
     long_text = "L" * 60 + " " + "x" * 100
     parent = a.say(name, long_text)
     short = a.say(name, "Hello!")
@@ -198,7 +185,7 @@ def test_reply_to_must_be_in_the_same_channel(
 
 
 def test_delete_permissions(
-    ws: Callable[..., ChatClient],
+    join_all: JoinAll,
     make_user: Callable[..., UserClient],
     channel: Callable[..., Channel],
     root: UserClient,
@@ -210,9 +197,7 @@ def test_delete_permissions(
     root.post(
         f"/api/chat/channels/{cid}/members", json={"user_id": chan_mod.id, "role": "moderator"}
     ).raise_for_status()
-    a, o, cm, gm = ws(author), ws(other), ws(chan_mod), ws(global_mod)
-    for client in (a, o, cm, gm):
-        client.join(name)
+    a, o, cm, gm = join_all(name, author, other, chan_mod, global_mod)
     ids = [a.say(name, f"msg {i}")["id"] for i in range(3)]
     # a user cannot delete someone else's message
     o.send_json({"type": "delete", "message_id": ids[0]})
@@ -244,15 +229,10 @@ def test_delete_permissions(
     assert str(ids[0]) not in by_target  # deleting one's own message is not moderation
 
 
-def test_reactions_toggle(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
-) -> None:
-    created = channel()
-    name = created["name"]
+def test_reactions_toggle(ws: Callable[..., ChatClient], room: Room, make_user: Callable[..., UserClient]) -> None:
     alice, bob = make_user(), make_user()
-    a, b = ws(alice), ws(bob)
-    a.join(name)
-    b.join(name)
+    created, (a, b) = room(alice, bob)
+    name = created["name"]
     mid = a.say(name, "react to me")["id"]
     b.send_json({"type": "react", "message_id": mid, "emoji": "👍"})
     added = a.recv_until("reaction_update")
@@ -279,18 +259,10 @@ def test_reactions_toggle(
         assert b.recv_error()["field"] == "emoji", bad
 
 
-def test_edit_own_message_only(
-    ws: Callable[..., ChatClient],
-    make_user: Callable[..., UserClient],
-    channel: Callable[..., Channel],
-    moderator: UserClient,
-) -> None:
-    created = channel()
-    name = created["name"]
+def test_edit_own_message_only(room: Room, make_user: Callable[..., UserClient], moderator: UserClient) -> None:
     alice, bob, mod = make_user(), make_user(), moderator
-    a, b, m = ws(alice), ws(bob), ws(mod)
-    for client in (a, b, m):
-        client.join(name)
+    created, (a, b, m) = room(alice, bob, mod)
+    name = created["name"]
     mid = a.say(name, "typo hree")["id"]
     a.send_json({"type": "edit_message", "message_id": mid, "message": "typo here"})
     edited = b.recv_until("message_edited")
@@ -321,6 +293,7 @@ def test_edit_after_five_minutes_is_refused() -> None:
 
 def test_pin_and_unpin_are_for_moderators(
     ws: Callable[..., ChatClient],
+    join_all: JoinAll,
     make_user: Callable[..., UserClient],
     channel: Callable[..., Channel],
     root: UserClient,
@@ -332,9 +305,7 @@ def test_pin_and_unpin_are_for_moderators(
     root.post(
         f"/api/chat/channels/{cid}/members", json={"user_id": chan_mod.id, "role": "moderator"}
     ).raise_for_status()
-    u, m, cm = ws(user), ws(mod), ws(chan_mod)
-    for client in (u, m, cm):
-        client.join(name)
+    u, m, cm = join_all(name, user, mod, chan_mod)
     mid = u.say(name, "Important info")["id"]
     other = u.say(name, "Also important")["id"]
     u.send_json({"type": "pin_message", "message_id": mid})
@@ -401,15 +372,10 @@ def test_history_paging(
     assert reader.recv_error()["field"] == "limit"
 
 
-def test_thread_returns_the_reply_chain_oldest_first(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
-) -> None:
-    created = channel()
-    name = created["name"]
+def test_thread_returns_the_reply_chain_oldest_first(room: Room, make_user: Callable[..., UserClient]) -> None:
     users = [make_user() for _ in range(5)]
-    clients = [ws(u) for u in users]
-    for client in clients:
-        client.join(name)
+    created, clients = room(*users)
+    name = created["name"]
     unrelated = clients[4].say(name, "unrelated")["id"]  # nobody sends more than 5 (the rate limit)
     chain: list[int] = []
     for i in range(22):
@@ -432,16 +398,11 @@ def test_thread_returns_the_reply_chain_oldest_first(
 
 
 def test_message_rate_limit_is_five_per_five_seconds(
-    ws: Callable[..., ChatClient],
-    make_user: Callable[..., UserClient],
-    channel: Callable[..., Channel],
-    bystander: UserClient,
+    room: Room, make_user: Callable[..., UserClient], bystander: UserClient
 ) -> None:
-    name = channel()["name"]
     spammer, watcher = make_user(), bystander
-    s, w = ws(spammer), ws(watcher)
-    s.join(name)
-    w.join(name)
+    created, (s, w) = room(spammer, watcher)
+    name = created["name"]
     fresh_window(5, 4)
     started = time.monotonic()
     for i in range(5):
@@ -465,17 +426,12 @@ def test_message_rate_limit_is_five_per_five_seconds(
 
 
 def test_anonymous_author_is_not_revealed_by_deletions_or_polls(
-    ws: Callable[..., ChatClient],
-    make_user: Callable[..., UserClient],
-    channel: Callable[..., Channel],
-    bystander: UserClient,
+    room: Room, make_user: Callable[..., UserClient], bystander: UserClient
 ) -> None:
-    name = channel()["name"]
     ghost = make_user()
     ghost.put("/api/me/anonymous", json={"anonymous": True}).raise_for_status()
-    g, w = ws(ghost), ws(bystander)
-    g.join(name)
-    w.join(name)
+    created, (g, w) = room(ghost, bystander)
+    name = created["name"]
     secret = g.say(name, "anonymous and then gone")
     g.send_json({"type": "delete", "message_id": secret["id"]})
     deleted = w.recv_until("message_deleted", message_id=secret["id"])

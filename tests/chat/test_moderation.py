@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.chat.conftest import assert_api_error
+from tests.chat.conftest import Room, assert_api_error
 from tests.chat.wsclient import ChatClient
 from tests.conftest import UserClient
 
@@ -34,17 +34,11 @@ def _sanction(mod: UserClient, **body: Any) -> dict[str, Any]:
 
 # -- sanctions --------------------------------------------------------------------------------------
 def test_timeout_blocks_sending_until_lifted(
-    ws: Callable[..., ChatClient],
-    make_user: Callable[..., UserClient],
-    channel: Callable[..., Channel],
-    moderator: UserClient,
-    bystander: UserClient,
+    room: Room, make_user: Callable[..., UserClient], moderator: UserClient, bystander: UserClient
 ) -> None:
-    name = channel()["name"]
     mod, user, watcher = moderator, make_user(), bystander
-    u, w = ws(user), ws(watcher)
-    u.join(name)
-    w.join(name)
+    created, (u, w) = room(user, watcher)
+    name = created["name"]
     earlier = u.say(name, "said before the timeout")
     sanction = _sanction(mod, user_id=user.id, kind="timeout", duration_minutes=10, reason="cool down")
     expires = datetime.fromisoformat(sanction["expires_at"])
@@ -271,8 +265,8 @@ def test_automod_rule_crud_is_admin_only(admin: UserClient, moderator: UserClien
 )
 def test_automod_rules_stop_messages_before_they_are_saved(
     ws: Callable[..., ChatClient],
+    room: Room,
     make_user: Callable[..., UserClient],
-    channel: Callable[..., Channel],
     automod: Callable[..., dict[str, Any]],
     root: UserClient,
     bystander: UserClient,
@@ -281,13 +275,10 @@ def test_automod_rules_stop_messages_before_they_are_saved(
     bad: str,
     fine: str,
 ) -> None:
-    created = channel()
-    name = created["name"]
     rule = automod(kind=kind, config=config)
     user, watcher, mod = make_user(), bystander, make_user("moderator")
-    u, w, m = ws(user), ws(watcher), ws(mod)
-    for client in (u, w, m):
-        client.join(name)
+    created, (u, w, m) = room(user, watcher, mod)
+    name = created["name"]
     u.send_json({"type": "message", "channel": name, "message": bad})
     refused = u.recv_error()
     assert refused["message"].startswith("Message blocked by auto-moderation"), refused

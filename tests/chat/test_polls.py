@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.chat.conftest import EXPIRY_TEST, ExpiringPolls
+from tests.chat.conftest import EXPIRY_TEST, ExpiringPolls, Room
 from tests.chat.wsclient import ChatClient, connect
 from tests.conftest import UserClient
 
@@ -29,15 +29,10 @@ def _poll_frame(
     }
 
 
-def test_create_poll_broadcasts_message_and_poll(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
-) -> None:
-    created = channel()
-    name = created["name"]
+def test_create_poll_broadcasts_message_and_poll(room: Room, make_user: Callable[..., UserClient]) -> None:
     alice, bob = make_user(), make_user()
-    a, b = ws(alice), ws(bob)
-    a.join(name)
-    b.join(name)
+    created, (a, b) = room(alice, bob)
+    name = created["name"]
     a.send_json(_poll_frame(name, allow_multiple=False, anonymous_votes=False, duration=60))
     event = b.recv_until("poll_created")
     assert a.recv_until("poll_created") == event
@@ -114,15 +109,10 @@ def test_poll_limits_at_the_boundary_are_accepted(
     assert (len(poll["question"]), poll["options"]) == (500, options)
 
 
-def test_single_choice_vote_moves(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
-) -> None:
-    created = channel()
-    name = created["name"]
+def test_single_choice_vote_moves(room: Room, make_user: Callable[..., UserClient]) -> None:
     alice, bob = make_user(), make_user()
-    a, b = ws(alice), ws(bob)
-    a.join(name)
-    b.join(name)
+    created, (a, b) = room(alice, bob)
+    name = created["name"]
     a.send_json(_poll_frame(name))
     poll_id = a.recv_until("poll_created")["poll"]["id"]
     b.send_json({"type": "vote_poll", "poll_id": poll_id, "option_index": 0})
@@ -149,14 +139,10 @@ def test_single_choice_vote_moves(
     assert b.recv_error()["field"] == "option_index"
 
 
-def test_multiple_choice_and_anonymous_votes(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., Channel]
-) -> None:
-    name = channel()["name"]
+def test_multiple_choice_and_anonymous_votes(room: Room, make_user: Callable[..., UserClient]) -> None:
     alice, bob = make_user(), make_user()
-    a, b = ws(alice), ws(bob)
-    a.join(name)
-    b.join(name)
+    created, (a, b) = room(alice, bob)
+    name = created["name"]
     a.send_json(_poll_frame(name, allow_multiple=True, anonymous_votes=True))
     poll = a.recv_until("poll_created")["poll"]
     assert (poll["allow_multiple"], poll["anonymous_votes"]) == (True, True)
@@ -175,17 +161,11 @@ def test_multiple_choice_and_anonymous_votes(
 
 
 def test_close_poll_by_creator_or_moderator_only(
-    ws: Callable[..., ChatClient],
-    make_user: Callable[..., UserClient],
-    channel: Callable[..., Channel],
-    moderator: UserClient,
+    ws: Callable[..., ChatClient], room: Room, make_user: Callable[..., UserClient], moderator: UserClient
 ) -> None:
-    created = channel()
-    name = created["name"]
     creator, other, mod = make_user(), make_user(), moderator
-    c, o, m = ws(creator), ws(other), ws(mod)
-    for client in (c, o, m):
-        client.join(name)
+    created, (c, o, m) = room(creator, other, mod)
+    name = created["name"]
     c.send_json(_poll_frame(name, question="First?"))
     first = c.recv_until("poll_created")["poll"]["id"]
     c.send_json(_poll_frame(name, question="Second?"))

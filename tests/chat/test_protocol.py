@@ -10,7 +10,7 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.chat.conftest import channel_name
+from tests.chat.conftest import Room
 from tests.chat.wsclient import ChatClient, connect
 from tests.conftest import UserClient
 from tests.portal_server import PortalServer
@@ -243,14 +243,10 @@ def test_user_joined_and_user_left(
     assert a.recv_until("user_left", username=bob.username)["channel_id"] == frames["channel_info"]["id"]
 
 
-def test_typing_reaches_others_at_most_every_two_seconds(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., dict[str, object]]
-) -> None:
-    name = str(channel()["name"])
+def test_typing_reaches_others_at_most_every_two_seconds(room: Room, make_user: Callable[..., UserClient]) -> None:
     alice, bob = make_user(), make_user()
-    a, b = ws(alice), ws(bob)
-    a.join(name)
-    b.join(name)
+    created, (a, b) = room(alice, bob)
+    name = created["name"]
     started = time.monotonic()
     b.send_json({"type": "typing", "channel": name})
     typing = a.recv_until("typing")
@@ -313,15 +309,11 @@ def test_stats_public_counts_users_connected_to_chat(
 
 
 def test_connection_closed_by_client_mid_flight_does_not_break_the_channel(
-    ws: Callable[..., ChatClient], make_user: Callable[..., UserClient], channel: Callable[..., dict[str, object]]
+    room: Room, make_user: Callable[..., UserClient]
 ) -> None:
-    name = channel_name()
-    channel(name=name)
     alice, bob = make_user(), make_user()
-    a = ws(alice)
-    a.join(name)
-    b = ws(bob)
-    b.join(name)
+    created, (a, b) = room(alice, bob)
+    name = created["name"]
     b.send_json({"type": "message", "channel": name, "message": "bye"})
     b.close()
     assert a.recv_until("message", message="bye")["user_id"] == bob.id

@@ -5,18 +5,15 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from tests.chat.conftest import assert_api_error
-from tests.chat.wsclient import ChatClient
+from tests.chat.conftest import Room, assert_api_error
 from tests.conftest import UserClient
 from tests.portal_server import PortalServer
 
-Channel = dict[str, Any]
 MARKER = "SecretCameraOwner-7f3a"
 MB = 1024 * 1024
 
@@ -96,17 +93,12 @@ def test_upload_needs_authentication(base_url: str) -> None:
 
 
 def test_image_message_is_delivered_and_made_up_urls_are_refused(
-    ws: Callable[..., ChatClient],
-    make_user: Callable[..., UserClient],
-    channel: Callable[..., Channel],
-    bystander: UserClient,
+    room: Room, make_user: Callable[..., UserClient], bystander: UserClient
 ) -> None:
-    name = channel()["name"]
     alice, bob = make_user(), bystander
     url = _upload(alice, _image_with_exif("PNG"), "pic.png").json()["url"]
-    a, b = ws(alice), ws(bob)
-    a.join(name)
-    b.join(name)
+    created, (a, b) = room(alice, bob)
+    name = created["name"]
     a.send_json({"type": "message", "channel": name, "message": "", "image_url": url})
     received = b.recv_until("message")
     assert (received["image_url"], received["message"], received["user_id"]) == (url, "", alice.id)

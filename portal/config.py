@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         default="/bin/bash,/bin/sh,/usr/bin/bash,/usr/bin/zsh,/usr/bin/fish",
         description="shells an admin may open in a local terminal (those that exist on the host)",
     )
+    sftp_max_upload_bytes: int = Field(
+        default=2 * 1024**3, gt=0, description="largest file one SFTP browser upload may send (streamed, not buffered)"
+    )
     cookie_secure: bool | None = None
     log_level: str = "info"
 

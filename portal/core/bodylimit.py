@@ -1,12 +1,14 @@
 """A cap on request bodies, so a huge or endless upload cannot exhaust memory.
 
 Routes that legitimately take more (uploads) register a larger cap for their path prefix;
-those stream their bodies rather than buffering them.
+those stream their bodies rather than buffering them. A ``*`` in a prefix stands for one path
+segment (``/api/sftp/*/upload``), for routes whose ids sit in the middle of the path.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,10 +29,11 @@ class BodyLimitMiddleware:
     ) -> None:
         self.app = app
         self.default = default
-        self.overrides = sorted((overrides or {}).items(), key=lambda kv: -len(kv[0]))
+        ordered = sorted((overrides or {}).items(), key=lambda kv: -len(kv[0]))
+        self.overrides = [(_prefix_pattern(prefix), cap) for prefix, cap in ordered]
 
     def limit_for(self, path: str) -> int:
-        return next((cap for prefix, cap in self.overrides if path.startswith(prefix)), self.default)
+        return next((cap for pattern, cap in self.overrides if pattern.match(path)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,6 +72,10 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if not started:
                 await _too_large(send, limit)
+
+
+def _prefix_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile("[^/]+".join(re.escape(part) for part in prefix.split("*")))
 
 
 async def _too_large(send: Send, limit: int) -> None:

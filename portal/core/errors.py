@@ -89,8 +89,15 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": message, "status": status, **extra}, status_code=status, headers=headers)
 
 
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie", "form"})
+
+
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie", "form")]
+    """``("body", "config", "path")`` -> ``config.path``: only a leading location is dropped, so a
+    field may itself be called ``path`` or ``body``."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in _LOCATIONS:
+        parts = parts[1:]
     return ".".join(parts) or "body"
 
 

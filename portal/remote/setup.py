@@ -8,6 +8,7 @@ from portal.config import Settings
 from portal.core.services import Services
 from portal.remote.context import RemoteAccess
 from portal.remote.router import router as remote_router
+from portal.remote.sftp_router import install_sftp
 from portal.remote.sshkeys_router import router as sshkeys_router
 from portal.remote.targets import RemoteTargets
 from portal.remote.ws import router as relay_router
@@ -19,4 +20,5 @@ def install_remote(app: FastAPI, settings: Settings, services: Services) -> Remo
     app.state.remote = remote
     for router in (remote_router, sshkeys_router, relay_router):
         app.include_router(router)
+    install_sftp(app, settings, services)  # the SFTP browser's routes and upload body caps
     return remote

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
 
 from portal.accounts.principal import Principal
 from portal.accounts.roles import Role
@@ -109,7 +110,9 @@ def check_update_connection(
     if "name" in changes and changes["name"] is not None:
         row.name = str(changes["name"]).strip()
     if changes.get("host") is not None or changes.get("port") is not None:
-        row.host, row.port = check_host_port(plugin, changes.get("host") or row.host, changes.get("port") or row.port)
+        row.host, row.port = check_host_port(
+            plugin, given_or_current(changes, "host", row.host), given_or_current(changes, "port", row.port)
+        )
     if changes.get("config") is not None:
         current = load_config(keyring, row.config_json, row.secrets_enc)
         clean = validate_config(plugin, merge_config(plugin, current, changes["config"]))
@@ -117,8 +120,22 @@ def check_update_connection(
     row.updated_at = utcnow()
 
 
+def given_or_current(changes: dict[str, Any], name: str, current: Any) -> Any:
+    """The new value of a field an update sends, or the current one when it sends none (or null);
+    an empty host is a change to check (and refuse), not a way to keep the old one."""
+    value = changes.get(name)
+    return current if value is None else value
+
+
+def _not_an_edit(row: UserConnection) -> None:
+    """Pinning and connecting change no settings: write ``updated_at`` back as it is, so the
+    column's ``onupdate`` does not move it."""
+    flag_modified(row, "updated_at")
+
+
 def do_toggle_pin(row: UserConnection) -> bool:
     row.is_pinned = not row.is_pinned
+    _not_an_edit(row)
     return row.is_pinned
 
 
@@ -146,3 +163,4 @@ def connection_view(keyring: Keyring, row: UserConnection) -> dict[str, Any]:
 
 def mark_used(row: UserConnection, when: datetime | None = None) -> None:
     row.last_used_at = when or utcnow()
+    _not_an_edit(row)

@@ -38,9 +38,9 @@ def validate_config(plugin: Plugin, config: dict[str, Any]) -> dict[str, Any]:
     try:
         model = plugin.config_model.model_validate(config)
     except ValidationError as exc:
-        message, details = validation_message([dict(e) for e in exc.errors()])
-        field = details[0]["field"] if details else None
-        raise BadRequest(f"Invalid config: {message}", field=f"config.{field}" if field else "config") from None
+        errors = [{**e, "loc": ("body", "config", *e["loc"])} for e in exc.errors()]
+        message, details = validation_message(errors)
+        raise BadRequest(message, field=details[0]["field"] if details else "config") from None
     return model.model_dump(exclude_none=True)
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.accounts.deps import require_scope
 from portal.accounts.principal import Principal
 from portal.accounts.roles import Role
 from portal.activity.service import record_activity, record_audit
-from portal.core.db import get_session
+from portal.core.db import MAX_ID, get_session
 from portal.core.errors import BadRequest
 from portal.remote import connections as conns
 from portal.remote import services as svcs
@@ -41,6 +41,7 @@ ConnReader = Annotated[Principal, Depends(require_scope("connections:read"))]
 ConnWriter = Annotated[Principal, Depends(require_scope("connections:write"))]
 SvcReader = Annotated[Principal, Depends(require_scope("services:read"))]
 SvcAdmin = Annotated[Principal, Depends(require_scope("services:write", Role.ADMIN))]
+ServiceId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 # -- connection types ------------------------------------------------------------------------------
@@ -143,12 +144,13 @@ async def connect_info(connection_id: str, request: Request, principal: ConnRead
     public_key = await sshkeys.public_key_of(session, principal.user_id, config.get("ssh_key_id"))
     info = None
     if plugin.viewer is None:
-        address = f"{row.host}:{row.port}" if row.host else "the portal host"
+        address = host_port(row.host, row.port)
         info = {
-            "message": f"{plugin.name} has no web viewer: connect your client to {address}, "
+            "message": f"{plugin.name} has no web viewer: connect your client to {address or 'the portal host'}, "
             f"or tunnel it through {f'/ws/user-connection/{row.id}' if plugin.relay else 'your network'}.",
             "host": row.host,
             "port": row.port,
+            "address": address,
         }
     conns.mark_used(row)
     await session.commit()
@@ -162,33 +164,43 @@ async def connect_info(connection_id: str, request: Request, principal: ConnRead
     )
 
 
+def host_port(host: str, port: int | None) -> str | None:
+    """``host:port`` as a client takes it (IPv6 literals in brackets); None without a host."""
+    if not host:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}" if port is not None else shown
+
+
 # -- services --------------------------------------------------------------------------------------
 def _service_out(request: Request, principal: Principal, service: Service) -> ServiceOut:
+    """Admins get host, port, access rules and the redacted config; others lack those fields
+    (the routes drop unset fields)."""
     admin = principal.role.at_least(Role.ADMIN)
     return ServiceOut.model_validate(svcs.service_view(remote_of(request).keyring, service, admin=admin))
 
 
-@router.get("/api/services", response_model=ServiceList)
+@router.get("/api/services", response_model=ServiceList, response_model_exclude_unset=True)
 async def list_services(request: Request, principal: SvcReader, session: Session) -> ServiceList:
     """Services the caller may use (role and, for API keys, scopes)."""
     rows = await svcs.list_services(session, principal)
     return ServiceList(services=[_service_out(request, principal, s) for s in rows])
 
 
-@router.get("/api/services/{service_id}", response_model=ServiceOut)
-async def get_service(service_id: int, request: Request, principal: SvcReader, session: Session) -> ServiceOut:
-    return _service_out(request, principal, await svcs.access_service(session, principal, service_id))
+@router.get("/api/services/{service_id}", response_model=ServiceOut, response_model_exclude_unset=True)
+async def get_service(service_id: ServiceId, request: Request, principal: SvcReader, session: Session) -> ServiceOut:
+    return _service_out(request, principal, await svcs.visible_service(session, principal, service_id))
 
 
 @router.get("/api/services/{service_id}/health", response_model=Health)
-async def service_health(service_id: int, request: Request, principal: SvcReader, session: Session) -> Health:
+async def service_health(service_id: ServiceId, request: Request, principal: SvcReader, session: Session) -> Health:
     """A live probe: TCP connect, and for web services one HTTP request (5 s timeout)."""
     service = await svcs.access_service(session, principal, service_id)
     remote = remote_of(request)
     return Health.model_validate(await svcs.probe(remote.targets, service, remote.keyring))
 
 
-@router.post("/api/services", response_model=ServiceOut, status_code=201)
+@router.post("/api/services", response_model=ServiceOut, status_code=201, response_model_exclude_unset=True)
 async def create_service(body: ServiceCreate, request: Request, principal: SvcAdmin, session: Session) -> ServiceOut:
     service = await svcs.check_create_service(session, remote_of(request).keyring, body.model_dump())
     _audit(session, principal, "service_created", service, {"plugin": service.plugin, "path": service.path})
@@ -196,11 +208,11 @@ async def create_service(body: ServiceCreate, request: Request, principal: SvcAd
     return _service_out(request, principal, service)
 
 
-@router.put("/api/services/{service_id}", response_model=ServiceOut)
+@router.put("/api/services/{service_id}", response_model=ServiceOut, response_model_exclude_unset=True)
 async def update_service(
-    service_id: int, body: ServiceUpdate, request: Request, principal: SvcAdmin, session: Session
+    service_id: ServiceId, body: ServiceUpdate, request: Request, principal: SvcAdmin, session: Session
 ) -> ServiceOut:
-    service = await svcs.access_service(session, principal, service_id)
+    service = await svcs.visible_service(session, principal, service_id)
     changes = body.model_dump(exclude_unset=True)
     if not changes:
         raise BadRequest("Nothing to change")
@@ -211,8 +223,8 @@ async def update_service(
 
 
 @router.delete("/api/services/{service_id}", response_model=Success)
-async def delete_service(service_id: int, principal: SvcAdmin, session: Session) -> Success:
-    service = await svcs.access_service(session, principal, service_id)
+async def delete_service(service_id: ServiceId, principal: SvcAdmin, session: Session) -> Success:
+    service = await svcs.visible_service(session, principal, service_id)
     _audit(session, principal, "service_deleted", service, {"plugin": service.plugin})
     await session.delete(service)
     await session.commit()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Name = Field(min_length=1, max_length=100)
+# Display names are stripped before their length is checked, so "   " is refused, not stored as "".
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class Body(BaseModel):
@@ -15,7 +16,7 @@ class Body(BaseModel):
 
 
 class ConnectionCreate(Body):
-    name: str = Name
+    name: Name
     type: str = Field(min_length=1, max_length=32)
     host: str | None = Field(None, max_length=255)
     port: int | None = Field(None, ge=1, le=65535)
@@ -23,7 +24,7 @@ class ConnectionCreate(Body):
 
 
 class ConnectionUpdate(Body):
-    name: str | None = Field(None, min_length=1, max_length=100)
+    name: Name | None = None
     host: str | None = Field(None, max_length=255)
     port: int | None = Field(None, ge=1, le=65535)
     config: dict[str, Any] | None = None
@@ -69,7 +70,7 @@ Role = Literal["user", "moderator", "admin", "superadmin"]
 
 
 class ServiceCreate(Body):
-    name: str = Name
+    name: Name
     plugin: str = Field(min_length=1, max_length=32)
     host: str | None = Field(None, max_length=255)
     port: int | None = Field(None, ge=1, le=65535)
@@ -84,7 +85,7 @@ class ServiceCreate(Body):
 
 
 class ServiceUpdate(Body):
-    name: str | None = Field(None, min_length=1, max_length=100)
+    name: Name | None = None
     host: str | None = Field(None, max_length=255)
     port: int | None = Field(None, ge=1, le=65535)
     path: str | None = Field(None, max_length=65)

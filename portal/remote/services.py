@@ -16,7 +16,7 @@ from portal.accounts.roles import Role
 from portal.accounts.scopes import grants
 from portal.core.crypto import Keyring
 from portal.core.errors import ApiError, BadRequest, Conflict, NotFound
-from portal.remote.connections import check_host_port
+from portal.remote.connections import check_host_port, given_or_current
 from portal.remote.crypto_config import load_config, merge_config, redact_config, split_config, validate_config
 from portal.remote.models import Service
 from portal.remote.plugins import REGISTRY, Plugin, Viewer, get_plugin
@@ -32,6 +32,12 @@ def service_plugin(type_: str) -> Plugin:
     if plugin is None:
         raise BadRequest(f"Unknown plugin {type_!r}; see GET /api/connections/types", field="plugin")
     return plugin
+
+
+def path_from_name(name: str) -> str:
+    """``Home Server`` -> ``/home-server``: always a valid path, however long or exotic the name."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:64].rstrip("-_")
+    return "/" + (slug or "service")
 
 
 def check_path(path: str) -> str:
@@ -52,16 +58,34 @@ def may_use(principal: Principal, service: Service) -> bool:
     return not service.scope or grants(principal.scopes, service.scope)
 
 
+def may_see(principal: Principal, service: Service) -> bool:
+    """Admins see every service, whatever its state or ``min_role``, since they manage them (an
+    admin could otherwise create a superadmin-only service and lose it); others see what they
+    may use. An API key sees only services whose scope it holds."""
+    if service.scope and not grants(principal.scopes, service.scope):
+        return False
+    return principal.role.at_least(Role.ADMIN) or may_use(principal, service)
+
+
 async def access_service(session: AsyncSession, principal: Principal, service_id: int) -> Service:
+    """A service the caller may use (health probe, relays); others are reported missing."""
     service = await session.get(Service, service_id)
     if service is None or not may_use(principal, service):
         raise NotFound("Service not found")
     return service
 
 
+async def visible_service(session: AsyncSession, principal: Principal, service_id: int) -> Service:
+    """A service the caller may see (and, as an admin, change)."""
+    service = await session.get(Service, service_id)
+    if service is None or not may_see(principal, service):
+        raise NotFound("Service not found")
+    return service
+
+
 async def list_services(session: AsyncSession, principal: Principal) -> list[Service]:
     rows = await session.scalars(select(Service).order_by(Service.category, Service.name, Service.id))
-    return [s for s in rows if may_use(principal, s)]
+    return [s for s in rows if may_see(principal, s)]
 
 
 async def _path_taken(session: AsyncSession, path: str, except_id: int | None = None) -> bool:
@@ -72,7 +96,7 @@ async def _path_taken(session: AsyncSession, path: str, except_id: int | None = 
 async def check_create_service(session: AsyncSession, keyring: Keyring, fields: dict[str, Any]) -> Service:
     plugin = service_plugin(fields["plugin"])
     host, port = check_host_port(plugin, fields.get("host"), fields.get("port"))
-    path = check_path(fields.get("path") or "/" + re.sub(r"[^a-z0-9_-]+", "-", fields["name"].lower()).strip("-"))
+    path = check_path(fields.get("path") or path_from_name(fields["name"]))
     if await _path_taken(session, path):
         raise Conflict(f"A service already uses the path {path}", field="path")
     clean = validate_config(plugin, merge_config(plugin, {}, fields.get("config") or {}))
@@ -113,7 +137,7 @@ async def check_update_service(
         service.path = path
     if changes.get("host") is not None or changes.get("port") is not None:
         service.host, service.port = check_host_port(
-            plugin, changes.get("host") or service.host, changes.get("port") or service.port
+            plugin, given_or_current(changes, "host", service.host), given_or_current(changes, "port", service.port)
         )
     if changes.get("config") is not None:
         current = load_config(keyring, service.config_json, service.secrets_enc)
@@ -174,14 +198,29 @@ async def probe(targets: RemoteTargets, service: Service, keyring: Keyring) -> d
         finally:
             writer.close()
     except (TimeoutError, OSError, ApiError, ValueError) as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else (getattr(exc, "message", None) or str(exc))
-        return {"healthy": False, "latency_ms": None, "detail": f"unreachable: {reason}"[:200]}
+        return {"healthy": False, "latency_ms": None, "detail": failure_detail(exc)[:200]}
     return {"healthy": True, "latency_ms": round((time.perf_counter() - started) * 1000), "detail": detail}
 
 
+def failure_detail(exc: Exception) -> str:
+    """Why a probe failed, in words an admin can act on (not ``[Errno 111] Connect call failed``)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {PROBE_TIMEOUT:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: nothing listens on that port"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, ApiError):
+        return exc.message
+    if isinstance(exc, OSError):
+        return f"unreachable: {exc.strerror or exc}"
+    return str(exc)
+
+
 def web_scheme(plugin: Plugin, config: dict[str, Any]) -> str:
+    """Proxmox VE serves its UI over HTTPS only (port 8006); the other web types say or default to http."""
     scheme = config.get("scheme") or plugin.presets.get("config", {}).get("scheme")
-    return str(scheme or ("https" if plugin.type == "https" else "http"))
+    return str(scheme or ("https" if plugin.type in ("https", "proxmox") else "http"))
 
 
 def _tls_context(config: dict[str, Any]) -> ssl.SSLContext:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,19 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from portal.accounts.deps import require_scope
 from portal.accounts.principal import Principal
 from portal.activity.service import record_activity
-from portal.core.db import get_session
+from portal.core.db import MAX_ID, get_session
 from portal.remote import sshkeys
 from portal.remote.models import SshKey
+from portal.remote.schemas import Name
 
 router = APIRouter(tags=["ssh keys"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 Reader = Annotated[Principal, Depends(require_scope("ssh_keys:read"))]
 Writer = Annotated[Principal, Depends(require_scope("ssh_keys:write"))]
+KeyId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
+    name: Name
     key_type: Literal["ed25519", "rsa"] = "ed25519"
 
 
@@ -74,12 +76,12 @@ async def authorized(principal: Reader, session: Session) -> PlainTextResponse:
 
 
 @router.get("/api/ssh-keys/{key_id}", response_model=KeyOut)
-async def get_key(key_id: int, principal: Reader, session: Session) -> KeyOut:
+async def get_key(key_id: KeyId, principal: Reader, session: Session) -> KeyOut:
     return _out(await sshkeys.access_key(session, principal.user_id, key_id))
 
 
 @router.delete("/api/ssh-keys/{key_id}")
-async def delete_key(key_id: int, principal: Writer, session: Session) -> dict[str, bool]:
+async def delete_key(key_id: KeyId, principal: Writer, session: Session) -> dict[str, bool]:
     row = await sshkeys.access_key(session, principal.user_id, key_id)
     await session.delete(row)
     record_activity(

@@ -48,6 +48,7 @@ system-deps:
 	bash scripts/install-system-deps.sh $(APT_PACKAGES)
 
 bench: deps system-deps
+	$(PIP) install -q -e ".[bench]"
 	$(PY) bench/auth_throughput.py
 
 clean:

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncssh
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from portal.core.db import Database
 from portal.core.errors import ApiError, BadRequest
@@ -20,6 +21,17 @@ from portal.remote.sshkeys import fingerprint
 from portal.remote.targets import Target
 
 CONNECT_TIMEOUT = 10.0
+# AES-GCM first: one AEAD call per packet in ``cryptography`` (AES-NI), where asyncssh's
+# chacha20-poly1305 builds three cipher objects per packet, which made it the relay's main CPU cost
+# for bulk terminal output (bench/terminal_relay.py). Both are what OpenSSH offers by default.
+ENCRYPTION_ALGS = [
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+]
 
 
 class SshError(ApiError):
@@ -46,7 +58,11 @@ async def _pinned(db: Database, scope: str, target: Target) -> KnownHost | None:
         return found
 
 
-async def _pin(db: Database, scope: str, target: Target, key: asyncssh.SSHKey) -> None:
+async def _pin(db: Database, scope: str, target: Target, key: asyncssh.SSHKey) -> bool:
+    """Pin ``key`` unless a key is pinned already; True when the pinned key is ``key``.
+
+    Several first connections may race (a user opening a few terminals at once): the unique
+    constraint lets one win, and the others must have met the same key."""
     line = key.export_public_key("openssh").decode().strip()
     async with db.sessions() as session:
         existing = await session.scalar(
@@ -65,7 +81,19 @@ async def _pin(db: Database, scope: str, target: Target, key: asyncssh.SSHKey) -
                     fingerprint=fingerprint(line),
                 )
             )
-            await session.commit()
+            try:
+                await session.commit()
+                return True
+            except IntegrityError:
+                await session.rollback()
+                existing = await session.scalar(
+                    select(KnownHost).where(
+                        KnownHost.scope == scope, KnownHost.host == target.host, KnownHost.port == target.port
+                    )
+                )
+                if existing is None:
+                    raise
+        return existing.public_key.split()[:2] == line.split()[:2]
 
 
 def _import_key(config: dict[str, Any]) -> asyncssh.SSHKey:
@@ -120,6 +148,7 @@ async def connect(
         "connect_timeout": CONNECT_TIMEOUT,
         "login_timeout": CONNECT_TIMEOUT,
         "keepalive_interval": 30,
+        "encryption_algs": ENCRYPTION_ALGS,
     }
     if pin is not None:
         pinned_key = asyncssh.import_public_key(pin.public_key)
@@ -139,8 +168,11 @@ async def connect(
         raise SshError(f"Could not connect to {target.host}:{target.port}: {reason}") from None
     if pin is None:
         server_key = conn.get_server_host_key()
-        if server_key is not None:
-            await _pin(db, scope, target, server_key)
+        if server_key is not None and not await _pin(db, scope, target, server_key):
+            conn.close()
+            raise HostKeyChanged(
+                f"The host key of {target.host}:{target.port} changed while it was being pinned; refusing to connect."
+            )
     return conn
 
 

@@ -18,7 +18,7 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem("dashboard", "Dashboard", "/dashboard"),
-    NavItem("connections", "Connections", "/connections", available=False),
+    NavItem("connections", "Connections", "/connections"),
     NavItem("streams", "Streams", "/streams", available=False),
     NavItem("chat", "Chat", "/chat"),
     NavItem("admin", "Admin", "/admin/users", min_role=Role.ADMIN),

@@ -7,6 +7,7 @@ that the page scripts echo in ``X-CSRF-Token``.
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -36,7 +37,15 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 Session = Annotated[AsyncSession, Depends(get_session)]
 
-VENDOR_PACKAGES = ("swagger-ui-dist", "@xterm/xterm", "@xterm/addon-fit", "@novnc/novnc", "hls.js")
+# npm package -> the directories of it the pages load (empty: the whole package). Mounting only
+# what pages use keeps package metadata, sources and tests off the web.
+VENDOR_PACKAGES: dict[str, tuple[str, ...]] = {
+    "swagger-ui-dist": (),
+    "@xterm/xterm": ("lib", "css"),
+    "@xterm/addon-fit": ("lib",),
+    "@novnc/novnc": ("core", "vendor"),
+    "hls.js": (),
+}
 
 
 async def page_principal(request: Request) -> Principal | None:
@@ -156,23 +165,25 @@ async def register_page(request: Request) -> Response:
     return render(request, "register.html", None, "register")
 
 
-def _page(template: str, active: str, minimum: Role = Role.USER) -> Any:
+def page_view(template: str, active: str, minimum: Role = Role.USER, **context: Any) -> Any:
+    """A GET route rendering ``template`` for signed-in users of at least ``minimum`` (others go to /login)."""
+
     async def view(request: Request) -> Response:
         principal = await page_principal(request)
         if principal is None:
             return _login_redirect(request)
         if not principal.role.at_least(minimum):
             return render(request, "forbidden.html", principal, active, status_code=403)
-        return render(request, template, principal, active)
+        return render(request, template, principal, active, **context)
 
     return view
 
 
-router.add_api_route("/dashboard", _page("dashboard.html", "dashboard"), methods=["GET"])
-router.add_api_route("/profile", _page("profile.html", "profile"), methods=["GET"])
-router.add_api_route("/keys", _page("api_keys.html", "keys"), methods=["GET"])
-router.add_api_route("/chat", _page("chat.html", "chat"), methods=["GET"])
-router.add_api_route("/admin/users", _page("admin_users.html", "admin", Role.ADMIN), methods=["GET"])
+router.add_api_route("/dashboard", page_view("dashboard.html", "dashboard"), methods=["GET"])
+router.add_api_route("/profile", page_view("profile.html", "profile"), methods=["GET"])
+router.add_api_route("/keys", page_view("api_keys.html", "keys"), methods=["GET"])
+router.add_api_route("/chat", page_view("chat.html", "chat"), methods=["GET"])
+router.add_api_route("/admin/users", page_view("admin_users.html", "admin", Role.ADMIN), methods=["GET"])
 
 
 @router.get("/docs")
@@ -197,9 +208,14 @@ def vendor_dir(settings: Settings) -> Path:
 
 
 def mount_static(app: FastAPI, settings: Settings) -> None:
+    # ES modules load only with a JavaScript MIME type (nosniff); not every system maps .mjs.
+    mimetypes.add_type("text/javascript", ".mjs")
+    mimetypes.add_type("text/javascript", ".js")
     modules = vendor_dir(settings)
-    for package in VENDOR_PACKAGES:
-        path = modules / package
-        if path.is_dir():
-            app.mount(f"/static/vendor/{package}", StaticFiles(directory=str(path)), name=f"vendor-{package}")
+    for package, parts in VENDOR_PACKAGES.items():
+        for part in parts or ("",):
+            path = modules / package / part if part else modules / package
+            if path.is_dir():
+                url = f"/static/vendor/{package}/{part}".rstrip("/")
+                app.mount(url, StaticFiles(directory=str(path)), name=f"vendor-{package}-{part}".rstrip("-"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

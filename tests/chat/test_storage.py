@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import aio
 from tests.chat.conftest import assert_api_error, channel_name
 from tests.chat.wsclient import ChatClient, connect
 from tests.conftest import UserClient
@@ -46,7 +46,7 @@ def _database_dump(server: PortalServer) -> bytes:
         finally:
             await conn.close()
 
-    return asyncio.run(dump())
+    return aio.run(dump())
 
 
 def test_messages_and_polls_are_encrypted_at_rest(

@@ -30,6 +30,7 @@ from portal.core.net import (
     blocked_reason,
     parse_address,
 )
+from tests import aio
 
 T = TypeVar("T")
 PUBLIC = "93.184.216.34"  # a public address: only ever "reached" through FakeNetwork
@@ -40,7 +41,7 @@ def run(coro: Awaitable[T]) -> T:
     async def main() -> T:
         return await coro
 
-    return asyncio.run(main())
+    return aio.run(main())
 
 
 # -- fakes -----------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from websockets.streams import StreamReader
 
 from portal.core.ws import CLOSE_TOO_SLOW, Outbox, text_frame
 from portal.core.ws_protocol import DIRECT_EXTENSION, PortalWebSocketProtocol, frame_payload
+from tests import aio
 from tests.chat.conftest import create_channel
 from tests.chat.wsclient import connect
 from tests.conftest import UserClient
@@ -200,7 +201,7 @@ def test_outbox_frames_of_every_length_arrive_in_order(setup: str) -> None:
             assert await conn.recv() == "done"
             await conn.close()
 
-    asyncio.run(run())
+    aio.run(run())
 
 
 @pytest.mark.parametrize("setup", list(SETUPS))
@@ -232,4 +233,4 @@ def test_a_client_that_stops_reading_is_closed_with_1013_and_holds_up_no_one(set
             assert await asyncio.wait_for(fast.recv(), 10) == "xxx"
             await fast.close()
 
-    asyncio.run(run())
+    aio.run(run())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +11,7 @@ from typing import Any
 import asyncssh
 import pytest
 
+from tests import aio
 from tests.peers.echo import EchoServer, firehose_pattern
 from tests.peers.fixtures import FIREHOSE_BYTES
 from tests.peers.rfb import SECURITY_NONE, SECURITY_VNC, RfbClient, RfbError
@@ -48,7 +48,7 @@ def test_sshd_password_login_runs_a_command_in_a_pty(ssh_server: SshServer) -> N
             result = await conn.run(command, term_type="xterm", term_size=(80, 24), check=True, timeout=10)
             return fingerprint, str(result.stdout)
 
-    fingerprint, output = asyncio.run(main())
+    fingerprint, output = aio.run(main())
     assert fingerprint == ssh_server.host_key_fingerprint
     lines = output.splitlines()
     assert lines[0] == "hi"
@@ -63,7 +63,7 @@ def test_sshd_refuses_a_wrong_password(ssh_server: SshServer) -> None:
             pass
 
     with pytest.raises(asyncssh.PermissionDenied):
-        asyncio.run(main())
+        aio.run(main())
 
 
 def test_sshd_key_login_after_authorize(ssh_server: SshServer, ssh_client_key: ClientKey) -> None:
@@ -74,9 +74,9 @@ def test_sshd_key_login_after_authorize(ssh_server: SshServer, ssh_client_key: C
             return str((await conn.run("whoami", check=True, timeout=10)).stdout).strip()
 
     with pytest.raises(asyncssh.PermissionDenied):
-        asyncio.run(login())
+        aio.run(login())
     ssh_server.authorize(ssh_client_key.public_line)
-    assert asyncio.run(login()) == ssh_server.username
+    assert aio.run(login()) == ssh_server.username
     assert ssh_client_key.fingerprint in ssh_server.log()  # sshd logged which key it accepted
 
 
@@ -93,7 +93,7 @@ def test_sftp_lists_reads_and_writes_the_home(ssh_server: SshServer) -> None:
             assert isinstance(content, bytes)
             return list(names), content
 
-    names, content = asyncio.run(main())
+    names, content = aio.run(main())
     assert ssh_server.scratch.name in names
     assert content == b"from the test\n"
     uploaded = ssh_server.scratch / "uploaded.bin"
@@ -110,7 +110,7 @@ def test_sshd_forwards_tcp_to_a_loopback_port(ssh_server: SshServer, echo_server
             writer.close()
             return bytes(data)
 
-    assert asyncio.run(main()) == b"through the tunnel"
+    assert aio.run(main()) == b"through the tunnel"
 
 
 def test_rotate_host_key_changes_the_key_and_refuses_the_old_one(make_ssh_server: Callable[..., SshServer]) -> None:
@@ -126,8 +126,8 @@ def test_rotate_host_key_changes_the_key_and_refuses_the_old_one(make_ssh_server
             return server_fingerprint(conn)
 
     with pytest.raises(asyncssh.HostKeyNotVerifiable):
-        asyncio.run(login(old_known_hosts))
-    assert asyncio.run(login(server.known_hosts_line)) == new_fingerprint
+        aio.run(login(old_known_hosts))
+    assert aio.run(login(server.known_hosts_line)) == new_fingerprint
 
 
 def test_vnc_without_password_shows_the_painted_screen(vnc_server: VncServer) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import pytest
 
+from tests import aio
 from tests.portal_server import PortalServer
 
 
@@ -34,7 +34,7 @@ def database_dump(server: PortalServer) -> bytes:
         finally:
             await conn.close()
 
-    return asyncio.run(dump())
+    return aio.run(dump())
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ decrypted with the test server's own master key where a test must know the store
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import secrets
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from portal.core.crypto import Keyring, load_master_keys
+from tests import aio
 from tests.accounts.support import assert_error
 from tests.conftest import UserClient
 from tests.portal_server import PortalServer
@@ -100,7 +100,7 @@ def stored_secrets(portal: PortalServer, connection_id: str) -> Json:
             finally:
                 await conn.close()
 
-        encrypted = asyncio.run(fetch())
+        encrypted = aio.run(fetch())
     else:
         path = portal.shared.data_dir / "portal.db"
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:

@@ -12,6 +12,7 @@ import secrets
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -447,6 +448,9 @@ def test_health_of_a_listening_tcp_port(root: UserClient, make_user: MakeUser, e
     assert body["healthy"] is True
     assert isinstance(body["latency_ms"], int) and 0 <= body["latency_ms"] < 5000
     assert body["detail"] == "TCP connection accepted"
+    deadline = time.monotonic() + 5  # the echo server counts the accept in its own thread
+    while echo_server.connections == before and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert echo_server.connections > before  # it really connected
 
 

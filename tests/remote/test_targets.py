@@ -5,7 +5,6 @@ Unit tests with a fake resolver: no network, and every answer of a name is under
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from portal.core.errors import BadRequest
 from portal.core.net import BlockedDestination, UpstreamError
 from portal.remote.targets import RemoteTargets, Target, normalise_host
+from tests import aio
 
 
 class FakeResolver:
@@ -30,7 +30,7 @@ class FakeResolver:
 
 
 def resolve(targets: RemoteTargets, host: str, port: int = 22, *, trusted: bool = False) -> Target:
-    return asyncio.run(targets.resolve(host, port, trusted=trusted))
+    return aio.run(targets.resolve(host, port, trusted=trusted))
 
 
 def refused(targets: RemoteTargets, host: str, *, trusted: bool = False) -> str:

@@ -1,4 +1,6 @@
-"""VNC: RFB relayed as binary frames to noVNC, which does the VNC authentication itself."""
+"""VNC: RFB relayed as binary frames to noVNC. With a stored password the relay does the VNC
+authentication itself and noVNC sees a server without one (the password never reaches the browser);
+without, noVNC authenticates."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from portal.remote.plugins.base import Plugin, PluginConfig, Relay, Secret, View
 
 
 class VncConfig(PluginConfig):
-    password: str | None = Secret(max_length=256, description="VNC password, handed to noVNC when connecting")
+    password: str | None = Secret(
+        max_length=256, description="VNC password, used by the portal's relay to log in (never sent to the browser)"
+    )
     view_only: bool = Field(False, description="do not send keyboard and mouse input")
 
 

@@ -14,6 +14,7 @@ class Service(Base):
     """A shared endpoint configured by an admin; ``min_role`` and ``scope`` decide who sees it."""
 
     __tablename__ = "remote_services"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused (audit entries name them)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -57,6 +58,7 @@ class SshKey(Base):
     """A generated key pair of which only the public half is kept."""
 
     __tablename__ = "remote_ssh_keys"
+    __table_args__ = {"sqlite_autoincrement": True}  # connections name keys by id: never reuse one
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -87,6 +89,7 @@ class RelaySession(Base):
     """One relayed WebSocket session: who, to what, how long and how many bytes (admin metrics)."""
 
     __tablename__ = "remote_relay_sessions"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True)

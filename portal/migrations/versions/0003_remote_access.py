@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("updated_at", portal.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_remote_services")),
         sa.UniqueConstraint("path", name=op.f("uq_remote_services_path")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "remote_connections",
@@ -95,6 +96,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_remote_relay_sessions_user_id_users"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_remote_relay_sessions")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("remote_relay_sessions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_remote_relay_sessions_started_at"), ["started_at"], unique=False)
@@ -113,6 +115,7 @@ def upgrade() -> None:
             ["owner_id"], ["users.id"], name=op.f("fk_remote_ssh_keys_owner_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_remote_ssh_keys")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("remote_ssh_keys", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_remote_ssh_keys_owner_id"), ["owner_id"], unique=False)

@@ -15,7 +15,7 @@ from portal.core.db import MAX_ID, get_session
 from portal.core.errors import BadRequest
 from portal.remote import connections as conns
 from portal.remote import services as svcs
-from portal.remote import sshkeys
+from portal.remote import ssh_client, sshkeys
 from portal.remote.context import remote_of
 from portal.remote.models import Service
 from portal.remote.plugins import REGISTRY
@@ -26,6 +26,8 @@ from portal.remote.schemas import (
     ConnectionOut,
     ConnectionUpdate,
     Health,
+    HostKeyForgotten,
+    HostKeyOut,
     PinOut,
     ServiceCreate,
     ServiceList,
@@ -131,6 +133,43 @@ async def toggle_pin(connection_id: str, principal: ConnWriter, session: Session
     pinned = conns.do_toggle_pin(row)
     await session.commit()
     return PinOut(is_pinned=pinned)
+
+
+@router.get("/api/connections/{connection_id}/host-key", response_model=HostKeyOut)
+async def get_host_key(connection_id: str, request: Request, principal: ConnReader, session: Session) -> HostKeyOut:
+    """The SSH host key pinned for this connection's host and port on first use, if any."""
+    row = await conns.access_connection(session, principal, connection_id)
+    pin = await ssh_client.pinned_host_key(remote_of(request).db, f"user:{principal.user_id}", row.host, row.port or 0)
+    if pin is None:
+        return HostKeyOut(pinned=False)
+    return HostKeyOut(
+        pinned=True,
+        key_type=pin.key_type,
+        fingerprint=pin.fingerprint,
+        public_key=pin.public_key,
+        pinned_at=pin.created_at,
+    )
+
+
+@router.delete("/api/connections/{connection_id}/host-key", response_model=HostKeyForgotten)
+async def forget_host_key(
+    connection_id: str, request: Request, principal: ConnWriter, session: Session
+) -> HostKeyForgotten:
+    """Forget the pinned host key (after a reinstall): the next connection pins the key it meets."""
+    row = await conns.access_connection(session, principal, connection_id)
+    removed = await ssh_client.forget_host_key(
+        remote_of(request).db, f"user:{principal.user_id}", row.host, row.port or 0
+    )
+    if removed:
+        record_activity(
+            session,
+            "ssh_host_key_forgotten",
+            user_id=principal.user_id,
+            username=principal.user.username,
+            details=f"{row.host}:{row.port}",
+        )
+        await session.commit()
+    return HostKeyForgotten(removed=removed)
 
 
 @router.get("/api/connections/{connection_id}/connect", response_model=ConnectInfo)

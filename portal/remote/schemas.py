@@ -62,6 +62,18 @@ class ConnectInfo(BaseModel):
     info: dict[str, Any] | None = Field(None, description="for types without a web viewer: what to show instead")
 
 
+class HostKeyOut(BaseModel):
+    pinned: bool
+    key_type: str | None = None
+    fingerprint: str | None = None
+    public_key: str | None = None
+    pinned_at: datetime | None = None
+
+
+class HostKeyForgotten(BaseModel):
+    removed: bool
+
+
 class TypesOut(BaseModel):
     types: dict[str, dict[str, Any]]
 

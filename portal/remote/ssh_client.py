@@ -96,6 +96,23 @@ async def _pin(db: Database, scope: str, target: Target, key: asyncssh.SSHKey) -
         return existing.public_key.split()[:2] == line.split()[:2]
 
 
+async def pinned_host_key(db: Database, scope: str, host: str, port: int) -> KnownHost | None:
+    return await _pinned(db, scope, Target(host, port, host))
+
+
+async def forget_host_key(db: Database, scope: str, host: str, port: int) -> bool:
+    """Drop the pin, so the next connection trusts (and pins) whatever key the server shows."""
+    async with db.sessions() as session:
+        pin = await session.scalar(
+            select(KnownHost).where(KnownHost.scope == scope, KnownHost.host == host, KnownHost.port == port)
+        )
+        if pin is None:
+            return False
+        await session.delete(pin)
+        await session.commit()
+        return True
+
+
 def _import_key(config: dict[str, Any]) -> asyncssh.SSHKey:
     if not config.get("private_key"):
         raise BadRequest(
@@ -159,7 +176,8 @@ async def connect(
     except asyncssh.HostKeyNotVerifiable:
         raise HostKeyChanged(
             f"The host key of {target.host}:{target.port} changed (pinned {pin.fingerprint if pin else '?'}); "
-            "refusing to connect. If the server was reinstalled, remove the pinned key."
+            "refusing to connect. If the server was reinstalled, forget the pinned key "
+            "(DELETE /api/connections/{id}/host-key; an admin does it for a service) and connect again."
         ) from None
     except asyncssh.PermissionDenied:
         raise SshAuthFailed(f"SSH authentication failed for {config.get('username')}@{target.host}") from None

@@ -159,9 +159,22 @@ def test_host_key_pinned_on_first_use_and_a_changed_key_refused(
     assert code == 1011
     assert message.startswith(f"The host key of {server.host}:{server.port} changed (pinned {old})"), message
     assert "refusing to connect" in message
+    assert "DELETE /api/connections/{id}/host-key" in message
     # the pin belongs to this user: someone else meets the new key for the first time and pins it
     other = make_user()
     shell_ready(terminals(other, f"/ws/user-connection/{ssh_connection(other, server)}"))
+    # the owner sees the old pin, forgets it, and the next connection pins the new key
+    pinned = user.get(f"/api/connections/{conn}/host-key").json()
+    assert (pinned["pinned"], pinned["fingerprint"]) == (True, old)
+    assert pinned["public_key"].startswith("ssh-ed25519 ")
+    assert other.get(f"/api/connections/{conn}/host-key").status_code == 404  # not theirs
+    assert other.delete(f"/api/connections/{conn}/host-key").status_code == 404
+    assert user.delete(f"/api/connections/{conn}/host-key").json() == {"removed": True}
+    assert user.delete(f"/api/connections/{conn}/host-key").json() == {"removed": False}
+    assert user.get(f"/api/connections/{conn}/host-key").json()["pinned"] is False
+    shell_ready(terminals(user, f"/ws/user-connection/{conn}"))
+    assert user.get(f"/api/connections/{conn}/host-key").json()["fingerprint"] == server.host_key_fingerprint
+    assert "ssh_host_key_forgotten" in [a["action"] for a in user.get("/api/activity").json()["activities"]]
 
 
 # -- the terminal protocol -------------------------------------------------------------------------

@@ -223,3 +223,29 @@ def test_local_terminal_connection_from_the_form(page: Any, root: UserClient, ba
         wait_for_line(viewer, "form-16")
     finally:
         root.delete(f"/api/connections/{saved['id']}")
+
+
+def test_forget_the_pinned_host_key_from_the_connections_tab(
+    page: Any, make_user: Callable[..., UserClient], sign_in: Any, ssh_server: SshServer
+) -> None:
+    user = make_user()
+    sign_in(user.username, user.password)
+    page.on("dialog", lambda dialog: dialog.accept())
+    viewer = open_terminal(page, ssh_server)  # the first connection pins the host key
+    run(viewer, "echo pinned-$((40+2))")
+    wait_for_line(viewer, "pinned-42")  # the SSH session is up, so the key is pinned
+    viewer.close()
+    conn_id = user.get("/api/connections").json()["connections"][0]["id"]
+    assert user.get(f"/api/connections/{conn_id}/host-key").json()["fingerprint"] == ssh_server.host_key_fingerprint
+    item = page.locator("#connection-list .conn-item", has_text="peer shell")
+    item.get_by_role("button", name="Forget host key").click()
+    expect(page.locator(".toast").last).to_contain_text(f"Forgot the host key {ssh_server.host_key_fingerprint}")
+    assert user.get(f"/api/connections/{conn_id}/host-key").json() == {
+        "pinned": False,
+        "key_type": None,
+        "fingerprint": None,
+        "public_key": None,
+        "pinned_at": None,
+    }
+    item.get_by_role("button", name="Forget host key").click()
+    expect(page.locator(".toast").last).to_contain_text("No host key is pinned")

@@ -41,6 +41,15 @@ function connectionItem(connection) {
       ? el("a", { class: "btn btn-secondary btn-sm", href: `/sftp?connection=${encodeURIComponent(connection.id)}`, text: "Files" })
       : null,
     el("button", { type: "button", class: "btn btn-secondary btn-sm", text: "Edit", onclick: () => edit(connection) }),
+    connection.type === "ssh"
+      ? el("button", {
+        type: "button",
+        class: "btn btn-ghost btn-sm",
+        text: "Forget host key",
+        title: "After the server was reinstalled: trust the key it shows next time",
+        onclick: (event) => forgetHostKey(connection, event.currentTarget),
+      })
+      : null,
     el("button", { type: "button", class: "btn btn-danger btn-sm", text: "Delete", onclick: (event) => remove(connection, event.currentTarget) }),
   );
   return el(
@@ -116,6 +125,28 @@ function edit(connection) {
     return;
   }
   form.open(type, connection);
+}
+
+async function forgetHostKey(connection, button) {
+  const url = `/api/connections/${encodeURIComponent(connection.id)}/host-key`;
+  const area = $("#connections-msg");
+  clearMessage(area);
+  button.disabled = true;
+  try {
+    const pinned = await get(url);
+    if (!pinned.pinned) {
+      toast(`No host key is pinned for “${connection.name}” yet: the first connection pins it.`, "info");
+      return;
+    }
+    if (!window.confirm(`Forget the pinned host key ${pinned.fingerprint} of “${connection.name}”? ` +
+      "Only do this when you know the server's key changed (for example after a reinstall).")) return;
+    await del(url);
+    toast(`Forgot the host key ${pinned.fingerprint}: the next connection pins the key the server shows.`, "success");
+  } catch (error) {
+    showError(area, error);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 async function remove(connection, button) {

@@ -6,16 +6,25 @@
 - ``start_portal`` (``tests.portal_server.PortalServer.start``, failing with a ``BenchError``) and
   ``run_with_portal_and_bare`` (both servers around one measurement, as ``auth_throughput.py`` runs them);
 - ``find_py_spy``, ``start_spy``/``stop_spy`` (``py-spy record`` of one process until interrupted) and
-  ``print_profile`` (a recorded profile's shares by layer, named hot spots, the top functions).
+  ``print_profile`` (a recorded profile's shares by layer, named hot spots, the top functions);
+- for the relay benchmarks (``terminal_relay.py``, ``tunnel_relay.py``): ``portal_connection`` (log in to a
+  started portal as root and create a connection to relay through), ``wait_listening``, and the pieces of their
+  lean blocking WebSocket clients: ``ws_client_frame``, ``ws_handshake_request``/``ws_check_handshake`` and
+  ``ws_close``.
 
 The scripts import it as ``bench.harness`` after putting the repository root on ``sys.path``.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -87,13 +96,9 @@ class ServerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        from tests.peers.base import stop_process
+
+        stop_process(self.proc, timeout=10)
         self._log.close()
 
 
@@ -150,6 +155,89 @@ def run_with_portal_and_bare(env: dict[str, str], run: Callable[[PortalServer, B
     finally:
         bare.stop()
         portal.stop()
+
+
+def portal_connection(portal: PortalServer, connection: dict[str, object]) -> tuple[str, dict[str, str]]:
+    """Log in to ``portal`` as its root user and create ``connection`` (the ``POST /api/connections`` body).
+
+    Returns the relay's path (``/ws/user-connection/{id}``) and the headers a WebSocket client opens it with.
+    """
+    token = httpx.post(
+        portal.base_url + "/api/token",
+        json={"username": portal.admin_user, "password": portal.admin_password},
+        timeout=10,
+    ).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(portal.base_url + "/api/connections", json=connection, headers=headers, timeout=10)
+    if created.status_code != 201:
+        raise RuntimeError(f"creating the connection: {created.status_code} {created.text}")
+    return f"/ws/user-connection/{created.json()['id']}", {**headers, "Origin": portal.base_url}
+
+
+def wait_listening(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until something accepts TCP connections on ``LOOPBACK:port``; ``RuntimeError`` when ``proc`` exits
+    or ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port} after {timeout}s")
+
+
+# -- lean WebSocket clients ---------------------------------------------------------------------------------------
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_client_frame(data: bytes, opcode: int = 0x2) -> bytes:
+    """A masked client frame with the all-zero key (the payload goes out unchanged)."""
+    n = len(data)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + data
+
+
+def ws_handshake_request(port: int, path: str, headers: dict[str, str]) -> tuple[bytes, bytes]:
+    """The opening handshake's request to ``LOOPBACK:port`` with ``headers`` added, and its Sec-WebSocket-Key."""
+    key = base64.b64encode(os.urandom(16))
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {LOOPBACK}:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key.decode()}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode(), key
+
+
+def ws_check_handshake(head: bytes, key: bytes) -> dict[str, str]:
+    """The response's header fields (lower-case names) once ``head`` (up to the blank line) accepts ``key``;
+    ``ConnectionError`` otherwise."""
+    status, *header_lines = head.decode("latin-1").split("\r\n")
+    if " 101 " not in status + " ":
+        raise ConnectionError(f"handshake refused: {status}")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    if fields.get("sec-websocket-accept") != base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode():
+        raise ConnectionError("handshake: bad Sec-WebSocket-Accept")
+    return fields
+
+
+def ws_close(sock: socket.socket) -> None:
+    """Send a normal close, drain what the server still sends (at most 2 s between reads), close the socket."""
+    with contextlib.suppress(OSError):
+        sock.sendall(ws_client_frame((1000).to_bytes(2, "big"), 0x8))
+        sock.settimeout(2)
+        while sock.recv(65536):
+            pass
+    sock.close()
 
 
 # -- py-spy -------------------------------------------------------------------------------------------------------

@@ -28,9 +28,7 @@ a run failed. Only 127.0.0.1 is ever contacted.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -51,11 +49,20 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.auth_throughput import wait_for_quiet  # noqa: E402
+from bench.harness import (  # noqa: E402
+    LOOPBACK,
+    portal_connection,
+    wait_listening,
+    ws_check_handshake,
+    ws_client_frame,
+    ws_close,
+    ws_handshake_request,
+)
+from tests.peers.base import stop_process  # noqa: E402
 from tests.peers.sshd import ClientKey, SshServer, generate_client_key  # noqa: E402
 from tests.portal_server import PortalServer, free_port  # noqa: E402
 
-LOOPBACK = "127.0.0.1"
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MARKER = "END-5"
 COMMAND = "seq 1 {count}; echo END-$((2+3))\r"
 READY_COMMAND = "echo READY-$((1+1))\r"
@@ -65,18 +72,6 @@ TIMEOUT = 120.0
 
 
 # -- a lean WebSocket client -------------------------------------------------------------------------
-def client_frame(data: bytes, opcode: int) -> bytes:
-    """A masked client frame with the all-zero key (the payload goes out unchanged)."""
-    n = len(data)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
-    return head + b"\0\0\0\0" + data
-
-
 class WebSocket:
     """Blocking RFC 6455 client reading whole messages from one growing buffer."""
 
@@ -85,26 +80,12 @@ class WebSocket:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.pos = 0
-        key = base64.b64encode(os.urandom(16))
-        lines = [
-            f"GET {path} HTTP/1.1",
-            f"Host: {LOOPBACK}:{port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key.decode()}",
-            "Sec-WebSocket-Version: 13",
-            *(f"{k}: {v}" for k, v in headers.items()),
-        ]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        request, key = ws_handshake_request(port, path, headers)
+        self.sock.sendall(request)
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, _, rest = bytes(self.buf).partition(b"\r\n\r\n")
-        status, *header_lines = head.decode("latin-1").split("\r\n")
-        if " 101 " not in status + " ":
-            raise ConnectionError(f"handshake refused: {status}")
-        fields = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
-        if fields.get("sec-websocket-accept") != base64.b64encode(hashlib.sha1(key + GUID).digest()).decode():
-            raise ConnectionError("handshake: bad Sec-WebSocket-Accept")
+        ws_check_handshake(head, key)
         self.buf = bytearray(rest)
 
     def _fill(self) -> None:
@@ -117,7 +98,7 @@ class WebSocket:
         self.buf += chunk
 
     def send_text(self, text: str) -> None:
-        self.sock.sendall(client_frame(text.encode(), 0x1))
+        self.sock.sendall(ws_client_frame(text.encode(), 0x1))
 
     def recv(self) -> bytes:
         """The payload of the next data message (fragments joined); pings answered, close raises."""
@@ -143,7 +124,7 @@ class WebSocket:
                 code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
                 raise EOFError(f"server closed the WebSocket: {code} {payload[2:].decode(errors='replace')}")
             if opcode == 0x9:
-                self.sock.sendall(client_frame(payload, 0xA))
+                self.sock.sendall(ws_client_frame(payload, 0xA))
                 continue
             if opcode == 0xA:
                 continue
@@ -152,12 +133,7 @@ class WebSocket:
                 return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.sendall(client_frame((1000).to_bytes(2, "big"), 0x8))
-            self.sock.settimeout(2)
-            while self.sock.recv(65536):
-                pass
-        self.sock.close()
+        ws_close(self.sock)
 
 
 # -- the three terminals -----------------------------------------------------------------------------
@@ -338,21 +314,11 @@ def servers() -> Iterator[Setup]:
         key_file.chmod(0o600)
 
         portal = PortalServer(env={"PORTAL_LOG_LEVEL": "warning"}).start()
-        token = httpx.post(
-            portal.base_url + "/api/token",
-            json={"username": portal.admin_user, "password": portal.admin_password},
-            timeout=10,
-        ).json()["token"]
-        headers = {"Authorization": f"Bearer {token}"}
         config = {"username": server.username, "auth_method": "key", "private_key": key.private_openssh}
-        created = httpx.post(
-            portal.base_url + "/api/connections",
-            json={"name": "bench ssh", "type": "ssh", "host": server.host, "port": server.port, "config": config},
-            headers=headers,
-            timeout=10,
+        portal_path, portal_headers = portal_connection(
+            portal,
+            {"name": "bench ssh", "type": "ssh", "host": server.host, "port": server.port, "config": config},
         )
-        if created.status_code != 201:
-            raise RuntimeError(f"creating the connection: {created.status_code} {created.text}")
 
         webssh_port = free_port()
         webssh = subprocess.Popen(
@@ -360,27 +326,13 @@ def servers() -> Iterator[Setup]:
             stdout=(tmp / "wssh.log").open("wb"),
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, webssh_port), timeout=1):
-                break
-            if webssh.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"wssh did not start: {(tmp / 'wssh.log').read_text()}")
-            time.sleep(0.1)
-        yield Setup(
-            server,
-            key,
-            key_file,
-            portal,
-            f"/ws/user-connection/{created.json()['id']}",
-            {**headers, "Origin": portal.base_url},
-            webssh_port,
-            webssh,
-        )
+        try:
+            wait_listening(webssh_port, 20, webssh)
+        except RuntimeError as exc:
+            raise RuntimeError(f"wssh did not start ({exc}): {(tmp / 'wssh.log').read_text()}") from exc
+        yield Setup(server, key, key_file, portal, portal_path, portal_headers, webssh_port, webssh)
     finally:
-        if webssh is not None:
-            webssh.terminate()
-            webssh.wait(10)
+        stop_process(webssh, timeout=10)
         if portal is not None:
             portal.stop()
         server.stop()
@@ -394,28 +346,6 @@ def open_terminal(setup: Setup, name: str, ssh_cipher: str | None = None) -> Ter
     if name == "webssh":
         return WebsshTerminal(setup.webssh_port, setup.server, setup.key, setup.webssh.pid)
     return SshTerminal(setup.server, setup.key_file, ssh_cipher)
-
-
-def other_load(sample: float) -> float:
-    """CPU cores used by every process but this one over ``sample`` seconds (the servers idle meanwhile)."""
-    before, own_before = psutil.cpu_times(), os.times()
-    time.sleep(sample)
-    after, own_after = psutil.cpu_times(), os.times()
-
-    def busy(t: psutil._common.scputimes) -> float:
-        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
-
-    own = (own_after.user + own_after.system) - (own_before.user + own_before.system)
-    return max(0.0, busy(after) - busy(before) - own) / sample
-
-
-def wait_for_quiet(max_wait: float, cores: float = 0.25) -> float:
-    """Wait (at most ``max_wait`` s) until other processes use under ``cores``; the last load seen."""
-    deadline = time.monotonic() + max_wait
-    load = other_load(0.5)
-    while load > cores and time.monotonic() < deadline:
-        load = other_load(1.0)
-    return load
 
 
 # -- main --------------------------------------------------------------------------------------------

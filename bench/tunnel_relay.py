@@ -33,9 +33,7 @@ the verdicts), 1 when the setup failed, 2 when a run failed. Only 127.0.0.1 is e
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -55,9 +53,18 @@ if str(ROOT) not in sys.path:  # script form: import ``bench`` and ``tests`` fro
     sys.path.insert(0, str(ROOT))
 
 from bench.auth_throughput import DISTURBED_CORES, wait_for_quiet  # noqa: E402
+from bench.harness import (  # noqa: E402
+    LOOPBACK,
+    portal_connection,
+    wait_listening,
+    ws_check_handshake,
+    ws_client_frame,
+    ws_close,
+    ws_handshake_request,
+)
+from tests.peers.base import stop_process  # noqa: E402
+from tests.portal_server import free_port  # noqa: E402
 
-LOOPBACK = "127.0.0.1"
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 RECV_BUFFER = 4 * 1024 * 1024
 WARMUP_ROUND_TRIPS = 200
 PIPELINED_MESSAGES = 20_000
@@ -166,18 +173,6 @@ class TcpLink:
         self.sock.close()
 
 
-def client_frame(data: bytes, opcode: int = 0x2) -> bytes:
-    """A masked client frame with the all-zero key (the payload goes out unchanged)."""
-    n = len(data)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
-    return head + b"\0\0\0\0" + data
-
-
 class WebSocketLink:
     """A lean blocking RFC 6455 client: binary frames only, payloads counted in one buffer."""
 
@@ -191,18 +186,8 @@ class WebSocketLink:
         self._handshake(port, path, headers)
 
     def _handshake(self, port: int, path: str, headers: dict[str, str]) -> None:
-        key = base64.b64encode(os.urandom(16))
-        lines = [
-            f"GET {path} HTTP/1.1",
-            f"Host: {LOOPBACK}:{port}",
-            "Upgrade: websocket",
-            "Connection: Upgrade",
-            f"Sec-WebSocket-Key: {key.decode()}",
-            "Sec-WebSocket-Version: 13",
-            "Sec-WebSocket-Protocol: binary",
-            *(f"{k}: {v}" for k, v in headers.items()),
-        ]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        request, key = ws_handshake_request(port, path, {"Sec-WebSocket-Protocol": "binary", **headers})
+        self.sock.sendall(request)
         response = b""
         while b"\r\n\r\n" not in response:
             chunk = self.sock.recv(4096)
@@ -210,23 +195,17 @@ class WebSocketLink:
                 raise ConnectionError(f"handshake: connection closed after {response!r}")
             response += chunk
         head, _, rest = response.partition(b"\r\n\r\n")
-        status, *header_lines = head.decode("latin-1").split("\r\n")
-        if " 101 " not in status + " ":
-            raise ConnectionError(f"handshake refused: {status}")
-        fields = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
-        expected = base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()
-        if fields.get("sec-websocket-accept") != expected:
-            raise ConnectionError("handshake: bad Sec-WebSocket-Accept")
+        fields = ws_check_handshake(head, key)
         if fields.get("sec-websocket-protocol") != "binary":
             raise ConnectionError(f"handshake: subprotocol {fields.get('sec-websocket-protocol')!r}, not binary")
         self.buf[: len(rest)] = rest
         self.end = len(rest)
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(client_frame(data))
+        self.sock.sendall(ws_client_frame(data))
 
     def prebuild(self, data: bytes) -> bytes:
-        return client_frame(data)
+        return ws_client_frame(data)
 
     def send_prebuilt(self, frame: bytes) -> None:
         self.sock.sendall(frame)
@@ -283,7 +262,7 @@ class WebSocketLink:
                         code = int.from_bytes(control[:2], "big") if len(control) >= 2 else 1005
                         raise EOFError(f"server closed the WebSocket: {code} {control[2:].decode(errors='replace')}")
                     if opcode == 0x9:
-                        self.sock.sendall(client_frame(bytes(control), 0xA))
+                        self.sock.sendall(ws_client_frame(bytes(control), 0xA))
                     continue
                 self.frame_left = length
                 continue
@@ -294,12 +273,7 @@ class WebSocketLink:
         return bytes(out) if out is not None else b""
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.sendall(client_frame((1000).to_bytes(2, "big"), 0x8))
-            self.sock.settimeout(2)
-            while self.sock.recv(65536):
-                pass
-        self.sock.close()
+        ws_close(self.sock)
 
 
 # -- measurements ------------------------------------------------------------------------------------
@@ -384,17 +358,6 @@ class Target:
         return total
 
 
-def wait_listening(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=1):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port} after {timeout}s")
-
-
 @contextlib.contextmanager
 def peer() -> Iterator[int]:
     proc = subprocess.Popen(
@@ -414,12 +377,6 @@ def peer() -> Iterator[int]:
         proc.wait(10)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def websockify(peer_port: int, log_dir: Path) -> Iterator[tuple[int, int]]:
     exe = shutil.which("websockify", path=str(Path(sys.executable).parent)) or shutil.which("websockify")
@@ -434,39 +391,20 @@ def websockify(peer_port: int, log_dir: Path) -> Iterator[tuple[int, int]]:
         wait_listening(port, 15, proc)
         yield port, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
 
 
 @contextlib.contextmanager
 def portal(peer_port: int) -> Iterator[tuple[int, str, dict[str, str], int]]:
-    import httpx
-
     from tests.portal_server import PortalServer
 
     server = PortalServer(env={"PORTAL_LOG_LEVEL": "warning"}).start()
     try:
-        token = httpx.post(
-            server.base_url + "/api/token",
-            json={"username": server.admin_user, "password": server.admin_password},
-            timeout=10,
-        ).json()["token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        created = httpx.post(
-            server.base_url + "/api/connections",
-            json={"name": "bench tunnel", "type": "tcp_tunnel", "host": LOOPBACK, "port": peer_port},
-            headers=headers,
-            timeout=10,
+        path, headers = portal_connection(
+            server, {"name": "bench tunnel", "type": "tcp_tunnel", "host": LOOPBACK, "port": peer_port}
         )
-        if created.status_code != 201:
-            raise RuntimeError(f"creating the connection: {created.status_code} {created.text}")
-        path = f"/ws/user-connection/{created.json()['id']}"
         assert server.proc is not None
-        yield server.port, path, {**headers, "Origin": server.base_url}, server.proc.pid
+        yield server.port, path, headers, server.proc.pid
     except BaseException:
         print(server.log()[-4000:], file=sys.stderr)
         raise

@@ -19,6 +19,20 @@ def ws_url(base_url: str, path: str = "/ws/chat") -> str:
     return base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + path
 
 
+def open_json_ws(url: str, headers: dict[str, str], origin: str | None) -> ClientConnection:
+    """A WebSocket for a JSON-frame client (the chat, the terminal relays); ``origin`` None sends none."""
+    return ws_connect(
+        url,
+        additional_headers=headers,
+        origin=Origin(origin) if origin is not None else None,
+        proxy=None,
+        open_timeout=10,
+        close_timeout=5,
+        max_size=4 * 1024 * 1024,
+        legacy=True,
+    )
+
+
 class ChatClient:
     """One WebSocket connection speaking JSON frames."""
 
@@ -160,17 +174,7 @@ def connect(
             extra["Authorization"] = f"Bearer {token}"
     if cookie is not None:
         extra["Cookie"] = cookie
-    conn = ws_connect(
-        url,
-        additional_headers=extra,
-        origin=Origin(origin) if origin is not None else None,
-        proxy=None,
-        open_timeout=10,
-        close_timeout=5,
-        max_size=4 * 1024 * 1024,
-        legacy=True,
-    )
-    client = ChatClient(conn)
+    client = ChatClient(open_json_ws(url, extra, origin))
     if wait_connected:
         hello = client.recv_json()
         assert hello["type"] == "connected", hello

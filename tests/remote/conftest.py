@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from tests import aio
+from tests.conftest import UserClient
 from tests.portal_server import PortalServer
+from tests.remote.terminal_client import TerminalClient, open_terminal
 
 
 def database_dump(server: PortalServer) -> bytes:
@@ -41,3 +44,19 @@ def database_dump(server: PortalServer) -> bytes:
 def db_dump(portal: PortalServer) -> Callable[[], bytes]:
     """``db_dump()``: the shared test server's database contents, to look for secrets at rest."""
     return lambda: database_dump(portal)
+
+
+@pytest.fixture
+def terminals(portal: PortalServer) -> Iterator[Callable[..., TerminalClient]]:
+    """``terminals(user, path, **kw)``: an open terminal relay socket (``user`` None: no token), closed after
+    the test."""
+    opened: list[TerminalClient] = []
+
+    def open_socket(user: UserClient | None, path: str, **kw: Any) -> TerminalClient:
+        client = open_terminal(portal.base_url, path, user.token if user else None, **kw)
+        opened.append(client)
+        return client
+
+    yield open_socket
+    for client in opened:
+        client.close()

@@ -10,10 +10,8 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
-from websockets.sync.client import connect as ws_connect
-from websockets.typing import Origin
 
-from tests.chat.wsclient import ws_url
+from tests.chat.wsclient import open_json_ws, ws_url
 
 Frame = dict[str, Any]
 
@@ -155,14 +153,4 @@ def open_terminal(
     extra = dict(headers or {})
     if token is not None:
         extra["Authorization"] = f"Bearer {token}"
-    conn = ws_connect(
-        ws_url(base_url, path),
-        additional_headers=extra,
-        origin=Origin(origin) if origin is not None else None,
-        proxy=None,
-        open_timeout=10,
-        close_timeout=5,
-        max_size=4 * 1024 * 1024,
-        legacy=True,
-    )
-    return TerminalClient(conn)
+    return TerminalClient(open_json_ws(ws_url(base_url, path), extra, origin))

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import quote
 
 import psutil
-import pytest
 
 from portal.config import Settings
 from tests.chat.conftest import assert_api_error
 from tests.conftest import UserClient
 from tests.portal_server import PortalServer
-from tests.remote.terminal_client import TerminalClient, open_terminal
+from tests.remote.terminal_client import TerminalClient
 
 MakeUser = Callable[..., UserClient]
 PATH = "/ws/terminal/local"
@@ -26,20 +24,6 @@ def expected_shells() -> list[str]:
     """The default PORTAL_TERMINAL_SHELLS, computed here, minus those missing on this machine."""
     configured = Settings.model_fields["terminal_shells"].default.split(",")
     return [s for s in configured if os.path.isfile(s) and os.access(s, os.X_OK)]
-
-
-@pytest.fixture
-def terminals(portal: PortalServer) -> Iterator[Callable[..., TerminalClient]]:
-    opened: list[TerminalClient] = []
-
-    def open_socket(user: UserClient, path: str = PATH, **kw: Any) -> TerminalClient:
-        client = open_terminal(portal.base_url, path, user.token, **kw)
-        opened.append(client)
-        return client
-
-    yield open_socket
-    for client in opened:
-        client.close()
 
 
 def test_shells_lists_the_allowed_shells_present_here(root: UserClient, make_user: MakeUser) -> None:
@@ -70,7 +54,7 @@ def test_shells_needs_the_connections_read_scope(portal: PortalServer, root: Use
 
 def test_an_admin_gets_a_login_shell(make_user: MakeUser, terminals: Callable[..., TerminalClient]) -> None:
     admin = make_user("admin")
-    term = terminals(admin)
+    term = terminals(admin, PATH)
     term.run("echo hi", r"[\r\n]hi\r\n", timeout=15)
     term.run("echo $0", r"[\r\n]/bin/bash\r\n")  # the default shell
     term.run("shopt -q login_shell && echo login-shell", r"[\r\n]login-shell\r\n")
@@ -101,13 +85,13 @@ def test_a_shell_outside_the_list_is_refused(root: UserClient, terminals: Callab
 
 def test_non_admins_are_refused(make_user: MakeUser, terminals: Callable[..., TerminalClient]) -> None:
     for role in ("user", "moderator"):
-        message, code = terminals(make_user(role)).error_and_close()
+        message, code = terminals(make_user(role), PATH).error_and_close()
         assert (code, message) == (4403, "Only admins may use Local Terminal")
 
 
 def test_origin_is_checked(portal: PortalServer, root: UserClient, terminals: Callable[..., TerminalClient]) -> None:
-    assert terminals(root, origin="http://evil.example").wait_closed()[0] == 4403
-    terminals(root, origin=portal.base_url).run("echo ok-$((1+1))", r"[\r\n]ok-2\r\n", timeout=15)
+    assert terminals(root, PATH, origin="http://evil.example").wait_closed()[0] == 4403
+    terminals(root, PATH, origin=portal.base_url).run("echo ok-$((1+1))", r"[\r\n]ok-2\r\n", timeout=15)
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
@@ -123,7 +107,7 @@ def _wait_gone(pid: int, timeout: float = 10.0) -> None:
 
 
 def test_leaving_kills_the_shell_and_its_jobs(root: UserClient, terminals: Callable[..., TerminalClient]) -> None:
-    term = terminals(root)
+    term = terminals(root, PATH)
     shell = int(term.run("echo pid-$$", r"[\r\n]pid-(\d+)\r\n", timeout=15).group(1))
     job = int(term.run("sleep 300 & echo job-$!", r"[\r\n]job-(\d+)\r\n").group(1))
     held = int(term.run("(trap '' HUP; exec sleep 301) & echo held-$!", r"[\r\n]held-(\d+)\r\n").group(1))
@@ -134,7 +118,7 @@ def test_leaving_kills_the_shell_and_its_jobs(root: UserClient, terminals: Calla
 
 
 def test_exit_closes_the_websocket(root: UserClient, terminals: Callable[..., TerminalClient]) -> None:
-    term = terminals(root)
+    term = terminals(root, PATH)
     term.run("echo up-$((2*3))", r"[\r\n]up-6\r\n", timeout=15)
     term.type("exit\r")
     assert term.wait_closed() == (1000, "session ended")
@@ -142,7 +126,7 @@ def test_exit_closes_the_websocket(root: UserClient, terminals: Callable[..., Te
 
 def test_a_session_is_recorded(root: UserClient, make_user: MakeUser, terminals: Callable[..., TerminalClient]) -> None:
     admin = make_user("admin")
-    term = terminals(admin)
+    term = terminals(admin, PATH)
     term.run("echo rec", r"[\r\n]rec\r\n", timeout=15)
     term.type("exit\r")
     term.wait_closed()

@@ -17,7 +17,7 @@ from tests.conftest import UserClient
 from tests.peers.base import free_port
 from tests.peers.sshd import ClientKey, SshServer
 from tests.portal_server import PortalServer
-from tests.remote.terminal_client import TerminalClient, open_terminal
+from tests.remote.terminal_client import TerminalClient
 
 MakeUser = Callable[..., UserClient]
 Json = dict[str, Any]
@@ -40,21 +40,6 @@ def ssh_connection(user: UserClient, server: SshServer, *, port: int | None = No
     assert resp.status_code == 201, resp.text
     connection_id: str = resp.json()["id"]
     return connection_id
-
-
-@pytest.fixture
-def terminals(portal: PortalServer) -> Iterator[Callable[..., TerminalClient]]:
-    """``terminals(user, path, **kw)``: an open relay socket, closed after the test."""
-    opened: list[TerminalClient] = []
-
-    def open_socket(user: UserClient | None, path: str, **kw: Any) -> TerminalClient:
-        client = open_terminal(portal.base_url, path, user.token if user else None, **kw)
-        opened.append(client)
-        return client
-
-    yield open_socket
-    for client in opened:
-        client.close()
 
 
 def shell_ready(term: TerminalClient) -> None:

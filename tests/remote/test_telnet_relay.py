@@ -14,8 +14,7 @@ import pytest
 
 from tests.conftest import UserClient
 from tests.peers.base import LOOPBACK, free_port
-from tests.portal_server import PortalServer
-from tests.remote.terminal_client import TerminalClient, open_terminal
+from tests.remote.terminal_client import TerminalClient
 
 MakeUser = Callable[..., UserClient]
 IAC, DONT, DO, WONT, WILL, SB, SE, NOP = 255, 254, 253, 252, 251, 250, 240, 241
@@ -118,20 +117,6 @@ def telnet_peer() -> Iterator[TelnetPeer]:
     peer = TelnetPeer().start()
     yield peer
     peer.stop()
-
-
-@pytest.fixture
-def terminals(portal: PortalServer) -> Iterator[Callable[..., TerminalClient]]:
-    opened: list[TerminalClient] = []
-
-    def open_socket(user: UserClient, path: str, **kw: Any) -> TerminalClient:
-        client = open_terminal(portal.base_url, path, user.token, **kw)
-        opened.append(client)
-        return client
-
-    yield open_socket
-    for client in opened:
-        client.close()
 
 
 def telnet_connection(user: UserClient, port: int) -> str:

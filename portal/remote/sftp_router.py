@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from portal.accounts.deps import require_scope
 from portal.accounts.principal import Principal
+from portal.activity.service import record_activity
 from portal.config import Settings
 from portal.core.errors import BadRequest
 from portal.core.paths import check_remote_path
@@ -57,9 +58,12 @@ class RenameBody(BaseModel):
 
 
 class SftpSession:
-    def __init__(self, connection: asyncssh.SSHClientConnection, client: asyncssh.SFTPClient) -> None:
+    def __init__(
+        self, connection: asyncssh.SSHClientConnection, client: asyncssh.SFTPClient, connection_name: str
+    ) -> None:
         self.connection = connection
         self.client = client
+        self.connection_name = connection_name
         self._home: str | None = None
 
     async def home(self) -> str:
@@ -84,7 +88,9 @@ async def open_session(request: Request, principal: Principal, connection_id: st
         if row.type != "ssh":
             raise BadRequest("SFTP needs an SSH connection")
         config = conns.full_config(remote.keyring, row)
-        host, port = row.host, row.port or 22
+        host, port, name = row.host, row.port or 22, row.name
+        conns.mark_used(row)
+        await session.commit()
     target = await remote.targets.resolve(host, port)
     try:
         connection = await ssh_client.connect(remote.db, f"user:{principal.user_id}", principal.user_id, target, config)
@@ -96,7 +102,7 @@ async def open_session(request: Request, principal: Principal, connection_id: st
     except (asyncssh.Error, OSError) as exc:
         connection.close()
         raise ssh_client.SshError(f"The server does not offer SFTP: {exc}") from None
-    return SftpSession(connection, client)
+    return SftpSession(connection, client, name)
 
 
 @asynccontextmanager
@@ -188,7 +194,7 @@ async def upload(connection_id: str, request: Request, principal: Writer) -> fil
     settings: Settings = remote_of(request).settings
     async with sftp_for(request, principal, connection_id) as s:
         try:
-            return await receive_upload(
+            done = await receive_upload(
                 s.client,
                 content_type,
                 request.stream(),
@@ -197,6 +203,8 @@ async def upload(connection_id: str, request: Request, principal: Writer) -> fil
             )
         except ClientDisconnect:
             raise BadRequest("The upload was interrupted") from None
+    await _record(request, principal, s, "sftp_upload", f"{done.path} ({done.size} bytes)")
+    return done
 
 
 @router.post("/write", response_model=files.Done)
@@ -204,14 +212,18 @@ async def write_file(connection_id: str, body: WriteBody, request: Request, prin
     """Create or replace a text file (at most 5 MB)."""
     check_remote_path(body.path)
     async with sftp_for(request, principal, connection_id) as s:
-        return await files.write_text(s.client, await s.resolve(body.path), body.content)
+        done = await files.write_text(s.client, await s.resolve(body.path), body.content)
+    await _record(request, principal, s, "sftp_write", done.path)
+    return done
 
 
 @router.post("/mkdir", response_model=files.Done, status_code=201)
 async def make_dir(connection_id: str, body: PathBody, request: Request, principal: Writer) -> files.Done:
     check_remote_path(body.path)
     async with sftp_for(request, principal, connection_id) as s:
-        return await files.make_dir(s.client, await s.resolve(body.path))
+        done = await files.make_dir(s.client, await s.resolve(body.path))
+    await _record(request, principal, s, "sftp_mkdir", done.path)
+    return done
 
 
 @router.post("/rename", response_model=files.Renamed)
@@ -222,7 +234,9 @@ async def rename(connection_id: str, body: RenameBody, request: Request, princip
     async with sftp_for(request, principal, connection_id) as s:
         old = await s.resolve(body.old_path, field="old_path")
         new = await s.resolve(body.new_path, field="new_path")
-        return await files.rename(s.client, old, new)
+        renamed = await files.rename(s.client, old, new)
+    await _record(request, principal, s, "sftp_rename", f"{renamed.old_path} -> {renamed.new_path}")
+    return renamed
 
 
 @router.delete("/delete", response_model=files.Done)
@@ -230,7 +244,22 @@ async def delete(connection_id: str, request: Request, principal: Writer, path: 
     """A file, a symlink or an empty directory (a non-empty one is a 409)."""
     check_remote_path(path)
     async with sftp_for(request, principal, connection_id) as s:
-        return await files.delete(s.client, await s.resolve(path))
+        done = await files.delete(s.client, await s.resolve(path))
+    await _record(request, principal, s, "sftp_delete", done.path)
+    return done
+
+
+async def _record(request: Request, principal: Principal, s: SftpSession, action: str, what: str) -> None:
+    """Changes to remote files go to the user's activity feed, naming the connection."""
+    async with remote_of(request).db.sessions() as session:
+        record_activity(
+            session,
+            action,
+            user_id=principal.user_id,
+            username=principal.user.username,
+            details=f"{s.connection_name}: {what}",
+        )
+        await session.commit()
 
 
 def install_sftp(app: FastAPI, settings: Settings, services: Services) -> None:

@@ -453,6 +453,26 @@ def test_rename(owner: UserClient, conn: str, ssh_server: SshServer, work: Path)
     assert_error(sftp(owner, "POST", conn, "rename", json={"old_path": f"{work}/b.txt"}), 400, field="new_path")
 
 
+def test_changes_are_in_the_activity_feed(owner: UserClient, conn: str, work: Path) -> None:
+    assert owner.get(f"/api/connections/{conn}").json()["last_used_at"] is not None  # earlier tests used it
+    name = owner.get(f"/api/connections/{conn}").json()["name"]
+    ok(sftp(owner, "POST", conn, "mkdir", json={"path": f"{work}/logged"}), 201)
+    ok(sftp(owner, "POST", conn, "write", json={"path": f"{work}/logged/x.txt", "content": "x"}))
+    ok(sftp(owner, "POST", conn, "rename", json={"old_path": f"{work}/logged/x.txt", "new_path": f"{work}/y.txt"}))
+    ok(sftp(owner, "DELETE", conn, "delete", params={"path": f"{work}/y.txt"}))
+    ok(sftp(owner, "GET", conn, "list", params={"path": str(work)}))  # reading is not logged
+    feed = owner.get("/api/activity", params={"limit": 10}).json()["activities"]
+    mine = [(a["action"], a["details"]) for a in feed if a["action"].startswith("sftp_")][:4]
+    assert mine == [
+        ("sftp_delete", f"{name}: {work}/y.txt"),
+        ("sftp_rename", f"{name}: {work}/logged/x.txt -> {work}/y.txt"),
+        ("sftp_write", f"{name}: {work}/logged/x.txt"),
+        ("sftp_mkdir", f"{name}: {work}/logged"),
+    ]
+    assert_error(sftp(owner, "DELETE", conn, "delete", params={"path": f"{work}/y.txt"}), 404)
+    assert owner.get("/api/activity", params={"limit": 10}).json()["activities"] == feed  # refusals are not logged
+
+
 def test_delete(owner: UserClient, conn: str, ssh_server: SshServer, work: Path) -> None:
     ssh_server.write_file(f"{work.name}/f.txt", "f")
     ssh_server.write_file(f"{work.name}/full/inner.txt", "i")

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     sftp_max_upload_bytes: int = Field(
         default=2 * 1024**3, gt=0, description="largest file one SFTP browser upload may send (streamed, not buffered)"
     )
+    sftp_max_concurrent_per_user: int = Field(
+        default=4, gt=0, description="SFTP browser operations (each its own SSH connection) one user may run at once"
+    )
     cookie_secure: bool | None = None
     log_level: str = "info"
 

@@ -9,7 +9,7 @@ between users or requests.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -24,7 +24,7 @@ from portal.accounts.deps import require_scope
 from portal.accounts.principal import Principal
 from portal.activity.service import record_activity
 from portal.config import Settings
-from portal.core.errors import BadRequest
+from portal.core.errors import BadRequest, TooManyRequests
 from portal.core.paths import check_remote_path
 from portal.core.services import Services
 from portal.remote import connections as conns
@@ -57,13 +57,41 @@ class RenameBody(BaseModel):
     new_path: str
 
 
+class SftpSlots:
+    """At most ``limit`` SFTP operations (each with its own SSH connection) per user at once in this
+    process, so one user cannot make the portal hold hundreds of SSH sessions."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._busy: dict[int, int] = {}
+
+    def acquire(self, user_id: int) -> None:
+        if self._busy.get(user_id, 0) >= self.limit:
+            raise TooManyRequests(
+                f"Too many file operations at once (at most {self.limit}); try again when one ends", retry_after=1
+            )
+        self._busy[user_id] = self._busy.get(user_id, 0) + 1
+
+    def release(self, user_id: int) -> None:
+        left = self._busy.get(user_id, 0) - 1
+        if left > 0:
+            self._busy[user_id] = left
+        else:
+            self._busy.pop(user_id, None)
+
+
 class SftpSession:
     def __init__(
-        self, connection: asyncssh.SSHClientConnection, client: asyncssh.SFTPClient, connection_name: str
+        self,
+        connection: asyncssh.SSHClientConnection,
+        client: asyncssh.SFTPClient,
+        connection_name: str,
+        release: Callable[[], None],
     ) -> None:
         self.connection = connection
         self.client = client
         self.connection_name = connection_name
+        self._release: Callable[[], None] | None = release
         self._home: str | None = None
 
     async def home(self) -> str:
@@ -79,9 +107,24 @@ class SftpSession:
         """Synchronous, so it also works from a cancelled task (a client that went away)."""
         self.client.exit()
         self.connection.close()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 async def open_session(request: Request, principal: Principal, connection_id: str) -> SftpSession:
+    slots: SftpSlots = request.app.state.sftp_slots
+    slots.acquire(principal.user_id)
+    try:
+        return await _open_session(request, principal, connection_id, lambda: slots.release(principal.user_id))
+    except BaseException:
+        slots.release(principal.user_id)
+        raise
+
+
+async def _open_session(
+    request: Request, principal: Principal, connection_id: str, release: Callable[[], None]
+) -> SftpSession:
     remote = remote_of(request)
     async with remote.db.sessions() as session:
         row = await conns.access_connection(session, principal, connection_id)
@@ -102,7 +145,7 @@ async def open_session(request: Request, principal: Principal, connection_id: st
     except (asyncssh.Error, OSError) as exc:
         connection.close()
         raise ssh_client.SshError(f"The server does not offer SFTP: {exc}") from None
-    return SftpSession(connection, client, name)
+    return SftpSession(connection, client, name, release)
 
 
 @asynccontextmanager
@@ -265,5 +308,6 @@ async def _record(request: Request, principal: Principal, s: SftpSession, action
 def install_sftp(app: FastAPI, settings: Settings, services: Services) -> None:
     """Routes, and the body caps of the two routes that take more than the default 1 MB."""
     app.include_router(router)
+    app.state.sftp_slots = SftpSlots(settings.sftp_max_concurrent_per_user)
     services.body_limits["/api/sftp/*/upload"] = settings.sftp_max_upload_bytes + MULTIPART_OVERHEAD
     services.body_limits["/api/sftp/*/write"] = WRITE_BODY_MAX

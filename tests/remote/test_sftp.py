@@ -322,6 +322,39 @@ def test_an_abandoned_download_closes_its_ssh_connection(
     assert listing(owner, conn, str(work))["entries"][0]["name"] == "big.bin"
 
 
+def test_concurrent_operations_per_user_are_capped(ssh_server: SshServer, work: Path) -> None:
+    """A portal of its own allowing one SFTP operation per user: a second one waits its turn (429)."""
+    ssh_server.write_file(f"{work.name}/big.bin", secrets.token_bytes(BIG))
+    with PortalServer(env={"PORTAL_SFTP_MAX_CONCURRENT_PER_USER": "1"}) as server:
+        resp = httpx.post(
+            server.base_url + "/api/token", json={"username": server.admin_user, "password": server.admin_password}
+        )
+        token = resp.json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        with (
+            httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as http,
+            httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as other,
+        ):
+            admin = UserClient(0, server.admin_user, server.admin_password, "superadmin", token, http)
+            conn_id = ssh_connection(admin, ssh_server)
+            with http.stream("GET", f"/api/sftp/{conn_id}/download", params={"path": f"{work}/big.bin"}) as stream:
+                assert stream.status_code == 200
+                pieces = stream.iter_raw(64 * 1024)
+                assert next(pieces)
+                busy = assert_error(
+                    sftp(other, "GET", conn_id, "list", params={"path": str(work)}), 429, contains="at once"
+                )
+                assert busy["retry_after"] == 1
+            deadline = time.monotonic() + 10  # the slot is free once the abandoned download has closed
+            while (resp := sftp(other, "GET", conn_id, "list", params={"path": str(work)})).status_code == 429:
+                assert time.monotonic() < deadline, "the slot was never released"
+                time.sleep(0.05)
+            assert [e["name"] for e in ok(resp)["entries"]] == ["big.bin"]
+            # refused operations release their slot too
+            assert_error(sftp(other, "GET", conn_id, "read", params={"path": f"{work}/missing"}), 404)
+            assert ok(sftp(other, "GET", conn_id, "list", params={"path": str(work)}))["entries"]
+
+
 def test_download_names_are_safe_and_exact(owner: UserClient, conn: str, ssh_server: SshServer, work: Path) -> None:
     name = 'résumé "final";.txt'
     ssh_server.write_file(f"{work.name}/{name}", "cv")

@@ -36,18 +36,29 @@ from websockets.protocol import State
 DIRECT_EXTENSION = "portal.ws.direct"
 
 _FIN_TEXT = 0x81  # FIN + opcode 0x1 (text)
+_FIN_BINARY = 0x82  # FIN + opcode 0x2 (binary)
 _HEAD16 = struct.Struct("!BBH")
 _HEAD64 = struct.Struct("!BBQ")
 
 
-def text_frame(data: bytes) -> bytes:
-    """A complete, unmasked RFC 6455 server text frame carrying ``data`` (UTF-8)."""
+def _server_frame(first_byte: int, data: bytes) -> bytes:
+    """A complete, unmasked RFC 6455 server frame: one header (7, 16 or 64-bit length), then ``data``."""
     n = len(data)
     if n < 126:
-        return bytes((_FIN_TEXT, n)) + data
+        return bytes((first_byte, n)) + data
     if n < 65536:
-        return _HEAD16.pack(_FIN_TEXT, 126, n) + data
-    return _HEAD64.pack(_FIN_TEXT, 127, n) + data
+        return _HEAD16.pack(first_byte, 126, n) + data
+    return _HEAD64.pack(first_byte, 127, n) + data
+
+
+def text_frame(data: bytes) -> bytes:
+    """A whole server text message carrying ``data`` (UTF-8)."""
+    return _server_frame(_FIN_TEXT, data)
+
+
+def binary_frame(data: bytes) -> bytes:
+    """A whole server binary message carrying ``data``."""
+    return _server_frame(_FIN_BINARY, data)
 
 
 def frame_payload(frame: bytes) -> bytes:

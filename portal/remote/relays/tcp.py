@@ -23,14 +23,13 @@ import asyncio
 import contextlib
 import os
 import socket
-import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from portal.core.ws_protocol import DIRECT_EXTENSION, DirectWriter, WriterClosed
+from portal.core.ws_protocol import DIRECT_EXTENSION, DirectWriter, WriterClosed, binary_frame
 from portal.remote.plugins.base import Relay
 from portal.remote.relays import rfb
 from portal.remote.relays.registry import relay
@@ -44,20 +43,6 @@ CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003
 HANDSHAKE_BUFFER = 64 * 1024
 ASGI_QUEUE_CHUNKS = 4  # without direct writes: chunks queued for the writer task before reading pauses
-
-_FIN_BINARY = 0x82
-_HEAD16 = struct.Struct("!BBH")
-_HEAD64 = struct.Struct("!BBQ")
-
-
-def binary_frame(data: bytes) -> bytes:
-    """A complete, unmasked RFC 6455 server frame carrying ``data`` as one binary message."""
-    n = len(data)
-    if n < 126:
-        return bytes((_FIN_BINARY, n)) + data
-    if n < 65536:
-        return _HEAD16.pack(_FIN_BINARY, 126, n) + data
-    return _HEAD64.pack(_FIN_BINARY, 127, n) + data
 
 
 class Backend(asyncio.Protocol):

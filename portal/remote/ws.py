@@ -12,6 +12,7 @@ from fastapi import APIRouter, WebSocket
 from portal.accounts.deps import WS_FORBIDDEN, websocket_principal
 from portal.accounts.principal import Principal
 from portal.accounts.roles import Role
+from portal.core.db import MAX_ID
 from portal.core.errors import ApiError
 from portal.core.ws import CLOSE_TOO_MANY
 from portal.remote import connections as conns
@@ -143,6 +144,9 @@ async def local_terminal_socket(websocket: WebSocket) -> None:
 async def _service_socket(websocket: WebSocket, service_id: int, plugin_name: str) -> None:
     principal = await websocket_principal(websocket)
     if principal is None:
+        return
+    if not 0 < service_id <= MAX_ID:  # an id no row can have (and PostgreSQL's integer cannot hold)
+        await _refuse(websocket, CLOSE_NOT_FOUND, "Service not found")
         return
     remote = remote_of(websocket)
     async with remote.db.sessions() as session:

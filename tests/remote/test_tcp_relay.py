@@ -249,6 +249,9 @@ def test_another_users_connection_is_not_found(
     path = tunnel_to(owner, echo)
     assert refused(portal.base_url, path, other.token) == (4404, "Connection not found")
     assert refused(portal.base_url, "/ws/user-connection/nope-nope-nope", owner.token) == (4404, "Connection not found")
+    for huge in (2**31, 10**20):  # ids no service can have: refused, not a server error
+        assert refused(portal.base_url, f"/ws/tunnel/{huge}", owner.token) == (4404, "Service not found")
+        assert refused(portal.base_url, f"/ws/vnc/{huge}", owner.token) == (4404, "Service not found")
     assert echo.connections == 0  # nothing reached the backend
     with open_relay(portal.base_url, path, owner.token) as ws:  # the owner still gets through
         ws.send(b"ok")
